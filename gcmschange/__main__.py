@@ -1,0 +1,3 @@
+from gcmschange.cli import main
+
+raise SystemExit(main())

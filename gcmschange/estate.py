@@ -1,0 +1,173 @@
+"""The estate: systems, their dependency graph, partners, and the inventories per environment.
+
+Inventories are read here (simple YAML inventories: one group per system, group_vars/*.yml),
+without Ansible, because validation and rendering must be fast and must not run plugins.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gcmschange.errors import InvalidInputError
+from gcmschange.model import BlastRadius, Host
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    template: str  # relative to templates/
+    dest: str  # absolute path on the host
+
+
+@dataclass(frozen=True)
+class System:
+    id: str
+    name_en: str
+    name_fr: str
+    owner: str
+    depends_on: tuple[str, ...]
+    configs: tuple[ConfigFile, ...]
+    verify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    name_en: str
+    name_fr: str
+    kind: str
+    contact: str
+    consumes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Estate:
+    root: Path
+    name_en: str
+    name_fr: str
+    notices_from: str
+    environments: tuple[str, ...]
+    systems: dict[str, System]
+    partners: dict[str, Partner]
+
+    def dependents(self, system: str) -> tuple[str, ...]:
+        """Systems that depend directly on `system`."""
+        return tuple(s.id for s in self.systems.values() if system in s.depends_on)
+
+    def blast_radius(self, systems: tuple[str, ...]) -> BlastRadius:
+        """The targets plus every system downstream of them, and the partners they feed."""
+        seen = list(dict.fromkeys(systems))
+        queue = deque(seen)
+        while queue:
+            for dep in self.dependents(queue.popleft()):
+                if dep not in seen:
+                    seen.append(dep)
+                    queue.append(dep)
+        affected = set(seen)
+        partners = tuple(p.id for p in self.partners.values() if affected & set(p.consumes))
+        return BlastRadius(systems=tuple(seen), partners=partners)
+
+    def related(self, a: str, b: str) -> bool:
+        """True when a and b are the same system or one depends on the other (transitively)."""
+        return (
+            a == b or b in self.blast_radius((a,)).systems or a in self.blast_radius((b,)).systems
+        )
+
+
+def find_root(start: Path) -> Path:
+    """The repository root: the nearest directory at or above `start` holding estate.yml."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "estate.yml").is_file():
+            return candidate
+    raise InvalidInputError(f"{start}: no estate.yml here or in any parent (use --repo PATH)")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"{path}: file not found") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
+
+
+def load_estate(root: Path) -> Estate:
+    data = _read_yaml(root / "estate.yml")
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{root / 'estate.yml'}: expected a mapping at the top level")
+    org = data.get("organisation", {})
+    systems = {
+        sid: System(
+            id=sid,
+            name_en=s["name_en"],
+            name_fr=s["name_fr"],
+            owner=s["owner"],
+            depends_on=tuple(s.get("depends_on", ())),
+            configs=tuple(ConfigFile(c["template"], c["dest"]) for c in s.get("configs", ())),
+            verify=tuple(s.get("verify", ())),
+        )
+        for sid, s in data["systems"].items()
+    }
+    partners = {
+        pid: Partner(
+            id=pid,
+            name_en=p["name_en"],
+            name_fr=p["name_fr"],
+            kind=p["kind"],
+            contact=p["contact"],
+            consumes=tuple(p.get("consumes", ())),
+        )
+        for pid, p in data.get("partners", {}).items()
+    }
+    return Estate(
+        root=root,
+        name_en=org.get("name_en", ""),
+        name_fr=org.get("name_fr", ""),
+        notices_from=org.get("notices_from", "gcmschange@localhost"),
+        environments=tuple(data["environments"]),
+        systems=systems,
+        partners=partners,
+    )
+
+
+@dataclass(frozen=True)
+class Inventory:
+    environment: str
+    path: Path
+    hosts: dict[str, Host]  # by name
+    groups: dict[str, tuple[str, ...]]  # system -> host names, in inventory order
+    group_vars: dict[str, dict[str, Any]]  # "all" and per system
+
+    def hosts_of(self, systems: tuple[str, ...]) -> tuple[Host, ...]:
+        names = [h for s in systems for h in self.groups.get(s, ())]
+        return tuple(self.hosts[n] for n in dict.fromkeys(names))
+
+
+def load_inventory(root: Path, environment: str) -> Inventory:
+    """Read inventories/<env>/hosts.yml and its group_vars into hosts with merged variables."""
+    env_dir = root / "inventories" / environment
+    hosts_file = env_dir / "hosts.yml"
+    if not hosts_file.is_file():
+        hint = " (run `gcmschange lab up` first)" if environment == "lab" else ""
+        raise InvalidInputError(f"{hosts_file}: inventory not found{hint}")
+    data = _read_yaml(hosts_file) or {}
+    children = (data.get("all") or {}).get("children") or {}
+    group_vars: dict[str, dict[str, Any]] = {}
+    gv_dir = env_dir / "group_vars"
+    for name in ["all", *children]:
+        gv = gv_dir / f"{name}.yml"
+        group_vars[name] = (_read_yaml(gv) or {}) if gv.is_file() else {}
+    hosts: dict[str, Host] = {}
+    groups: dict[str, tuple[str, ...]] = {}
+    for system, group in children.items():
+        members = (group or {}).get("hosts") or {}
+        groups[system] = tuple(members)
+        for name, hvars in members.items():
+            merged = {**group_vars["all"], **group_vars[system], **(hvars or {})}
+            hosts[name] = Host(name=name, system=system, vars=merged)
+    return Inventory(environment, hosts_file, hosts, groups, group_vars)

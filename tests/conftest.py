@@ -1,0 +1,60 @@
+"""Shared fixtures: every test runs in its own copy of the reference estate, as a real git repo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+ESTATE_PARTS = (
+    "estate.yml",
+    "policy.yml",
+    "approvers",
+    "inventories",
+    "playbooks",
+    "templates",
+    "verify",
+    "changes",
+    "catalogue",
+    "schemas",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A test must never read or write the real home (ssh config, git config, caches).
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@gcms.example")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@gcms.example")
+
+
+def copy_estate(dest: Path) -> Path:
+    """A fresh git repository holding the reference estate, committed once."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in ESTATE_PARTS:
+        src = PROJECT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("hosts.yml.lab*"))
+        elif src.is_file():
+            shutil.copy2(src, dest / part)
+    lab_hosts = dest / "inventories" / "lab" / "hosts.yml"
+    lab_hosts.unlink(missing_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
+    subprocess.run(["git", "-C", str(dest), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(dest), "commit", "-qm", "estate"], check=True)
+    return dest
+
+
+@pytest.fixture
+def estate_repo(tmp_path: Path) -> Iterator[Path]:
+    yield copy_estate(tmp_path / "estate")
