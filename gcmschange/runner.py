@@ -1,0 +1,284 @@
+"""The only user of ansible-runner.
+
+Every run gets a fresh private data dir (ansible-runner otherwise reuses `env/cmdline` and a
+"real" run can silently stay in check mode), extra vars handed over as a file whose strings
+are tagged `!unsafe` (change variables are data: Ansible must never template them on the
+controller), and a generated ansible.cfg so runs are reproducible and tuned: pipelining,
+forks matched to the fleet, no fact gathering unless a play asks for it. After the run,
+secret values are masked in every artifact ansible-runner kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gcmschange import accel
+from gcmschange.errors import ExternalError
+
+MASK = "********"
+Progress = Callable[[str, str, str], None]  # (host, task, status)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    playbook: Path
+    inventory: Path
+    work_dir: Path  # a fresh directory; becomes ansible-runner's private data dir
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+    limit: tuple[str, ...] = ()
+    check: bool = False
+    diff: bool = False
+    forks: int = 20
+    secrets: tuple[str, ...] = ()
+    accelerate: bool = False  # the Mitogen strategy, when installed (see accel.py)
+    timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    host: str
+    task: str
+    diff: str  # unified diff, secrets masked; may be empty for tasks without a diff
+
+
+@dataclass(frozen=True)
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    rc: int
+    hosts: dict[str, HostStats]
+    changes: tuple[TaskChange, ...]
+    failures: dict[str, str]  # host -> first failure message
+    unreachable: tuple[str, ...]
+    artifacts: Path
+    duration_s: float
+
+    @property
+    def failed_hosts(self) -> tuple[str, ...]:
+        return tuple(h for h in self.failures if h not in self.unreachable)
+
+    @property
+    def changed_hosts(self) -> tuple[str, ...]:
+        return tuple(h for h, s in self.hosts.items() if s.changed)
+
+
+class Unsafe(str):
+    """A string Ansible must not template: dumped with the `!unsafe` tag."""
+
+
+def _unsafe_representer(dumper: yaml.SafeDumper, data: Unsafe) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", str(data))
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(Unsafe, _unsafe_representer)
+
+
+def mark_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, Mapping):
+        return {str(k): mark_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_unsafe(v) for v in value]
+    return value
+
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _ansible_cfg(spec: RunSpec) -> str:
+    lines = [
+        "[defaults]",
+        f"forks = {spec.forks}",
+        "gathering = explicit",
+        "host_key_checking = True",
+        "retry_files_enabled = False",
+        "interpreter_python = /usr/bin/python3",
+        f"timeout = {spec.timeout_s}",
+        "nocolor = True",
+    ]
+    if spec.accelerate:
+        lines += accel.config_lines()
+    lines += ["", "[ssh_connection]", "pipelining = True", "control_path_dir = /tmp/gcmschange-cp"]
+    return "\n".join(lines) + "\n"
+
+
+def _binary() -> str:
+    here = Path(sys.executable).parent / "ansible-playbook"
+    if here.exists():
+        return str(here)
+    found = shutil.which("ansible-playbook")
+    if not found:
+        raise ExternalError("ansible-playbook not found: install gcmschange into a venv")
+    return found
+
+
+def _diff_text(diff: Any, secrets: Sequence[str]) -> str:
+    parts = diff if isinstance(diff, list) else [diff]
+    out: list[str] = []
+    for part in parts:
+        if not isinstance(part, Mapping):
+            continue
+        if "prepared" in part:
+            out.append(str(part["prepared"]))
+            continue
+        before, after = part.get("before", ""), part.get("after", "")
+        if not isinstance(before, str) or not isinstance(after, str):
+            continue
+        out.extend(
+            difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                fromfile=str(part.get("before_header", "before")),
+                tofile=str(part.get("after_header", "after")),
+            )
+        )
+    return mask("".join(out), secrets)
+
+
+class _Collector:
+    """Turns ansible-runner's event stream into what gcmschange reports."""
+
+    def __init__(self, spec: RunSpec, progress: Progress | None) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.changes: list[TaskChange] = []
+        self.failures: dict[str, str] = {}
+        self.unreachable: list[str] = []
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = str(data.get("host", ""))
+        task = str(data.get("task", ""))
+        res = data.get("res") or {}
+        if kind in {"runner_on_ok", "runner_item_on_ok"} and isinstance(res, dict):
+            if res.get("changed"):
+                self._changed(host, task, res)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.failures.setdefault(host, mask(f"{task}: {_message(res)}", self.spec.secrets))
+        elif kind == "runner_on_unreachable":
+            if host not in self.unreachable:
+                self.unreachable.append(host)
+            self.failures.setdefault(host, mask(f"unreachable: {_message(res)}", self.spec.secrets))
+        if self.progress and host and kind.startswith("runner_on_"):
+            self.progress(host, task, kind.removeprefix("runner_on_"))
+        return True
+
+    def _changed(self, host: str, task: str, res: dict[str, Any]) -> None:
+        diff = _diff_text(res.get("diff", []), self.spec.secrets) if self.spec.diff else ""
+        self.changes.append(TaskChange(host, task, diff))
+
+
+def _message(res: Any) -> str:
+    if isinstance(res, Mapping):
+        return str(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed")
+    return str(res)
+
+
+def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
+    if not any(secrets):
+        return
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            masked = mask(text, secrets)
+            if masked != text:
+                path.write_text(masked, encoding="utf-8")
+
+
+def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
+    """Run one playbook through ansible-runner and return what happened, secrets masked."""
+    import ansible_runner  # the only import of it in the package
+
+    if spec.work_dir.exists() and any(spec.work_dir.iterdir()):
+        raise ExternalError(f"{spec.work_dir}: runner work dir must be fresh")
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    Path("/tmp/gcmschange-cp").mkdir(mode=0o700, exist_ok=True)
+    cfg = spec.work_dir / "ansible.cfg"
+    cfg.write_text(_ansible_cfg(spec), encoding="utf-8")
+    extravars_file = spec.work_dir / "extravars.yml"
+    extravars_file.write_text(
+        yaml.dump(mark_unsafe(dict(spec.extravars)), Dumper=_Dumper, sort_keys=True),
+        encoding="utf-8",
+    )
+    cmdline = [f"-e @{extravars_file}"]
+    if spec.check:
+        cmdline.append("--check")
+    if spec.diff:
+        cmdline.append("--diff")
+    collector = _Collector(spec, progress)
+    started = time.monotonic()
+    result = ansible_runner.run(
+        private_data_dir=str(spec.work_dir),
+        playbook=str(spec.playbook.resolve()),
+        inventory=str(spec.inventory.resolve()),
+        limit=",".join(spec.limit) if spec.limit else None,
+        cmdline=" ".join(cmdline),
+        binary=_binary(),
+        envvars={"ANSIBLE_CONFIG": str(cfg), "PATH": os.environ.get("PATH", "")},
+        forks=spec.forks,
+        quiet=True,
+        suppress_env_files=True,
+        event_handler=collector,
+        timeout=3600,
+    )
+    duration = time.monotonic() - started
+    stats = result.stats or {}
+    hosts = _host_stats(stats, collector)
+    extravars_file.unlink(missing_ok=True)
+    _mask_tree(spec.work_dir, spec.secrets)
+    return RunResult(
+        status=str(result.status),
+        rc=int(result.rc if result.rc is not None else -1),
+        hosts=hosts,
+        changes=tuple(collector.changes),
+        failures=dict(collector.failures),
+        unreachable=tuple(sorted(set(collector.unreachable) | set(stats.get("dark", {})))),
+        artifacts=spec.work_dir / "artifacts",
+        duration_s=duration,
+    )
+
+
+def _host_stats(stats: Mapping[str, Any], collector: _Collector) -> dict[str, HostStats]:
+    names = set(collector.failures) | set(collector.unreachable)
+    for key in ("ok", "changed", "failures", "dark", "skipped", "processed"):
+        names |= set(stats.get(key, {}) or {})
+    return {
+        h: HostStats(
+            ok=int(stats.get("ok", {}).get(h, 0)),
+            changed=int(stats.get("changed", {}).get(h, 0)),
+            failed=int(stats.get("failures", {}).get(h, 0)),
+            unreachable=int(stats.get("dark", {}).get(h, 0)) or int(h in collector.unreachable),
+            skipped=int(stats.get("skipped", {}).get(h, 0)),
+        )
+        for h in sorted(names)
+    }
