@@ -1,0 +1,106 @@
+"""Masking of secret values, for every output, artifact, event, notice and audit entry.
+
+A change variable is secret when its playbook's argument spec (`playbooks/<playbook>.spec.yml`)
+marks it `secret: true`. Masking replaces the value itself wherever it appears, so it also
+catches the value after Ansible or a template has copied it into free text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gcmschange.errors import InvalidInputError
+from gcmschange.model import ChangeRequest
+
+MASK = "********"
+
+
+def _variants(secret: str) -> list[str]:
+    # JSON writers escape quotes, backslashes and non-ASCII, so the escaped spelling of a
+    # secret must be masked as well as the plain one.
+    escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return [secret, *sorted(escaped - {secret})]
+
+
+def _ordered(secrets: Iterable[str]) -> list[str]:
+    # Longest first, so a secret that contains another is masked whole.
+    unique = {v for s in secrets if s for v in _variants(s)}
+    return sorted(unique, key=lambda s: (-len(s), s))
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of every secret replaced by `MASK`."""
+    for secret in _ordered(secrets):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def mask_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """The byte-level twin of `mask_text`, for files whose encoding is unknown."""
+    for secret in _ordered(secrets):
+        data = data.replace(secret.encode("utf-8"), MASK.encode("utf-8"))
+    return data
+
+
+def mask_data(value: Any, secrets: Iterable[str], keys: Iterable[str] = ()) -> Any:
+    """A copy of JSON-like `value` with secrets masked in every string, and every value
+    stored under one of `keys` (secret variable names) replaced whole."""
+    ordered = tuple(_ordered(secrets))
+    names = frozenset(keys)
+    return _mask_value(value, ordered, names)
+
+
+def _mask_value(value: Any, ordered: tuple[str, ...], names: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        return mask_text(value, ordered)
+    if isinstance(value, Mapping):
+        return {k: MASK if k in names else _mask_value(v, ordered, names) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_value(v, ordered, names) for v in value]
+    return value
+
+
+def _spec_path(root: Path, playbook: str) -> Path:
+    name = playbook.removesuffix(".yml").removesuffix(".yaml")
+    return root / "playbooks" / f"{name}.spec.yml"
+
+
+def secret_names(root: Path, playbook: str) -> tuple[str, ...]:
+    """Variables the playbook's argument spec marks `secret: true` (none if no spec)."""
+    path = _spec_path(root, playbook) if playbook else None
+    if path is None or not path.is_file():
+        return ()
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
+    options = spec.get("options") if isinstance(spec, dict) else None
+    if not isinstance(options, dict):
+        return ()
+    return tuple(
+        str(name)
+        for name, opt in options.items()
+        if isinstance(opt, dict) and opt.get("secret") is True
+    )
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def secret_values(root: Path, change: ChangeRequest) -> tuple[str, ...]:
+    """The values of the change's secret variables (and standard-change parameters)."""
+    names = secret_names(root, change.playbook)
+    found: list[str] = []
+    for source in (change.variables, change.parameters):
+        for name in names:
+            if name in source and source[name] not in (None, ""):
+                found.append(_as_text(source[name]))
+                if not isinstance(source[name], str):
+                    found.append(str(source[name]))
+    return tuple(dict.fromkeys(found))
