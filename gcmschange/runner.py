@@ -128,14 +128,15 @@ def _ansible_cfg(spec: RunSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _binary() -> str:
-    here = Path(sys.executable).parent / "ansible-playbook"
-    if here.exists():
-        return str(here)
-    found = shutil.which("ansible-playbook")
-    if not found:
+def _path_with_ansible() -> str:
+    """PATH for the run, with the ansible-playbook that belongs to this Python first."""
+    path = os.environ.get("PATH", "")
+    here = Path(sys.executable).parent
+    if (here / "ansible-playbook").exists():
+        return f"{here}{os.pathsep}{path}"
+    if not shutil.which("ansible-playbook"):
         raise ExternalError("ansible-playbook not found: install gcmschange into a venv")
-    return found
+    return path
 
 
 def _diff_text(diff: Any, secrets: Sequence[str]) -> str:
@@ -178,7 +179,8 @@ class _Collector:
         task = str(data.get("task", ""))
         res = data.get("res") or {}
         if kind in {"runner_on_ok", "runner_item_on_ok"} and isinstance(res, dict):
-            if res.get("changed"):
+            # A loop's summary event repeats its items, which were reported one by one.
+            if res.get("changed") and "results" not in res:
                 self._changed(host, task, res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.failures.setdefault(host, mask(f"{task}: {_message(res)}", self.spec.secrets))
@@ -243,8 +245,13 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         inventory=str(spec.inventory.resolve()),
         limit=",".join(spec.limit) if spec.limit else None,
         cmdline=" ".join(cmdline),
-        binary=_binary(),
-        envvars={"ANSIBLE_CONFIG": str(cfg), "PATH": os.environ.get("PATH", "")},
+        envvars={
+            "ANSIBLE_CONFIG": str(cfg),
+            "PATH": _path_with_ansible(),
+            # ansible-runner turns host key checking off unless told otherwise; the lab and
+            # every real estate check keys against known_hosts.
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+        },
         forks=spec.forks,
         quiet=True,
         suppress_env_files=True,
