@@ -32,7 +32,8 @@ from gcmschange.reviews import ReviewStatus, owe_review, owed_reviews, review_st
 class ApprovalSource(Protocol):
     """Where approvals come from; each returns one verdict per approval it knows."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def collect(
         self, root: Path, approvers: Approvers, want: Expectation
