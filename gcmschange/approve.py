@@ -113,7 +113,8 @@ def approve(
     )
     if why is None and expires > timedelta(days=policy.approval_expiry_days):
         why = (
-            f"--expires {expires} exceeds the policy maximum of {policy.approval_expiry_days} days"
+            f"an expiry of {expires.total_seconds() / 86400:g} days exceeds the policy "
+            f"maximum of {policy.approval_expiry_days} days"
         )
     if why is not None:
         raise _refuse(root, change, digest, why)
