@@ -1,0 +1,257 @@
+"""Partner notices through the real CLI, delivered to a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+from collections.abc import Iterator
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+
+from gcmschange import audit
+from gcmschange.cli import main
+from gcmschange.notices import read_incidents
+from gcmschange.paths import audit_log, outbox
+
+GATEWAY_PARTNERS = {
+    "noc@air-maple.example",
+    "ops@northstar.example",
+    "immigration-it@ontario.example",
+    "ti-immigration@quebec.example",
+    "dli-support@schools.example",
+}
+
+
+class Inbox(Message):
+    """Collects what the real SMTP server received, as parsed messages with their recipients."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self.received: list[tuple[list[str], EmailMessage]] = []
+
+    def handle_message(self, message: Any) -> None:
+        parsed = email.message_from_bytes(message.as_bytes(), policy=default)
+        assert isinstance(parsed, EmailMessage)
+        rcpts = [r.strip() for r in str(message["X-RcptTo"]).split(",")]
+        self.received.append((rcpts, parsed))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Inbox]:
+    inbox = Inbox(port=_free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+def _configure_smtp(root: Path, port: int) -> None:
+    (root / "notices.yml").write_text(f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  timeout: 5\n")
+
+
+def _run_json(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    code = main(["--repo", str(root), "--output", "json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_gateway_change_notifies_exactly_its_downstream_partners_by_smtp(
+    estate_repo: Path, smtp_server: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _configure_smtp(estate_repo, smtp_server.port)
+    code, payload = _run_json(
+        estate_repo, capsys, "notices", "issue", "CHG-LAB-0002", "--phase", "scheduled"
+    )
+    assert code == 0, payload
+    assert {n["to"] for n in payload["notices"]} == GATEWAY_PARTNERS
+    assert all(n["sent"] for n in payload["notices"])
+    assert {rcpt for rcpts, _ in smtp_server.received for rcpt in rcpts} == GATEWAY_PARTNERS
+    for _, message in smtp_server.received:
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None
+        text = body.get_content()
+        assert "Scheduled maintenance" in message["Subject"]
+        assert "Maintenance planifiée" in message["Subject"]
+        assert text.index("Partner gateway accepts TLS 1.3 only") < text.index(
+            "Passerelle de données des partenaires"
+        )
+        assert "2026-01-01 00:00 EST (UTC-05:00) / 2026-01-01 05:00 UTC" in text
+        assert "2026-01-01 00 h 00 HNE (UTC-05:00) / 2026-01-01 05 h 00 UTC" in text
+        assert message["Message-ID"] and message["Date"]
+        assert message["Content-Language"] == "en, fr"
+    events = audit.select(audit.read_events(estate_repo), event="notice.issued")
+    assert [e.outcome for e in events] == ["sent"] * 5
+    assert audit.verify_chain(estate_repo).ok
+
+
+def test_outbox_holds_eml_and_markdown_without_smtp(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, payload = _run_json(
+        estate_repo, capsys, "notices", "issue", "CHG-LAB-0003", "--phase", "started"
+    )
+    assert code == 0
+    assert not any(n["sent"] for n in payload["notices"])
+    emls = sorted(outbox(estate_repo).rglob("*.eml"))
+    assert len(emls) == len(payload["notices"]) == 6  # case_api feeds everyone but the printer
+    raw = emls[0].read_bytes()
+    assert b"\r\n" in raw  # RFC 5322 line endings
+    parsed = email.message_from_bytes(raw, policy=default)
+    assert parsed["Content-Type"].startswith("text/plain")
+    assert parsed.get_param("charset") == "utf-8"
+    assert emls[0].with_suffix(".md").read_text(encoding="utf-8").count("# ") >= 2
+    outcomes = {e.outcome for e in audit.select(audit.read_events(estate_repo), event="notice.")}
+    assert outcomes == {"written"}
+
+
+def test_unreachable_smtp_keeps_the_outbox_and_fails_with_a_reason(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _configure_smtp(estate_repo, _free_port())
+    code = main(
+        ["--repo", str(estate_repo), "notices", "issue", "CHG-LAB-0002", "--phase", "completed"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "5 of 5 notices not delivered (kept in the outbox): SMTP 127.0.0.1:" in err
+    assert len(list(outbox(estate_repo).rglob("*.eml"))) == 5
+    outcomes = {e.outcome for e in audit.select(audit.read_events(estate_repo), event="notice.")}
+    assert outcomes == {"send_failed"}
+
+
+def test_secret_variables_never_reach_notices_or_audit(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "s3cr3t-Canary-Value"
+    source = (estate_repo / "changes" / "CHG-LAB-0002.yaml").read_text(encoding="utf-8")
+    changed = source.replace("id: CHG-LAB-0002", "id: CHG-LAB-0090").replace(
+        'tls_protocols: "TLSv1.3"', f'tls_protocols: "TLSv1.3"\n  canary_token: "{secret}"'
+    )
+    (estate_repo / "changes" / "CHG-LAB-0090.yaml").write_text(changed, encoding="utf-8")
+    code = main(
+        [
+            "--repo",
+            str(estate_repo),
+            "notices",
+            "issue",
+            "CHG-LAB-0090",
+            "--phase",
+            "rolled_back",
+            "--reason-en",
+            f"token {secret} leaked",
+            "--reason-fr",
+            secret,
+        ]
+    )
+    capsys.readouterr()
+    assert code == 0
+    written = [p.read_bytes() for p in outbox(estate_repo).rglob("*") if p.is_file()]
+    assert written and all(secret.encode() not in data for data in written)
+    assert any(b"token ******** leaked" in data for data in written)
+    assert secret.encode() not in audit_log(estate_repo).read_bytes()
+
+
+def test_extended_shows_the_new_end_in_both_languages(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, payload = _run_json(
+        estate_repo,
+        capsys,
+        "notices",
+        "issue",
+        "CHG-LAB-0002",
+        "--phase",
+        "extended",
+        "--end",
+        "2026-11-01T03:00",
+    )
+    assert code == 0
+    text = Path(payload["notices"][0]["md"]).read_text(encoding="utf-8")
+    assert "it now ends 2026-11-01 03:00 EST (UTC-05:00) / 2026-11-01 08:00 UTC" in text
+    assert "se termine maintenant le 2026-11-01 03 h 00 HNE" in text
+
+
+def test_organisation_templates_replace_the_defaults(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = estate_repo / "notices" / "templates"
+    own.mkdir(parents=True)
+    (own / "scheduled.md.j2").write_text(
+        "EN: {{ ref }} for {{ partner.name_en }}\n\nFR : {{ ref }} pour {{ partner.name_fr }}\n",
+        encoding="utf-8",
+    )
+    code, payload = _run_json(
+        estate_repo, capsys, "notices", "issue", "CHG-LAB-0002", "--phase", "scheduled"
+    )
+    assert code == 0
+    texts = {Path(n["md"]).read_text(encoding="utf-8") for n in payload["notices"]}
+    assert any("FR : CHG-LAB-0002 pour Province de l'Ontario" in t for t in texts)
+
+
+def test_incident_is_recorded_notified_and_resolved(
+    estate_repo: Path, smtp_server: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _configure_smtp(estate_repo, smtp_server.port)
+    base = [
+        "notices",
+        "incident",
+        "--system",
+        "batch",
+        "--title-en",
+        "Print files delayed",
+        "--title-fr",
+        "Fichiers d'impression retardés",
+        "--start",
+        "2026-03-08T01:30",
+    ]
+    code, payload = _run_json(estate_repo, capsys, *base)
+    assert code == 0, payload
+    assert [n["to"] for n in payload["notices"]] == ["print-ops@printer.example"]
+    assert "Service disruption" in smtp_server.received[0][1]["Subject"]
+    code, payload = _run_json(estate_repo, capsys, *base, "--end", "2026-03-08T04:00")
+    assert code == 0
+    assert "Service restored" in smtp_server.received[1][1]["Subject"]
+    (incident,) = read_incidents(estate_repo)
+    assert incident.end is not None and incident.partners == ("passport_printer",)
+    code, listing = _run_json(estate_repo, capsys, "notices", "incidents")
+    assert listing["incidents"][0]["id"] == incident.id
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--system", "nope"], "incident systems: unknown ['nope']"),
+        (["--system", "batch", "--start", "yesterday"], "--start 'yesterday': not an ISO"),
+    ],
+)
+def test_incident_bad_input_is_one_line(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str], args: list[str], reason: str
+) -> None:
+    cmd = [
+        "notices",
+        "incident",
+        "--title-en",
+        "x",
+        "--title-fr",
+        "x",
+        "--start",
+        "2026-01-01T00:00",
+    ]
+    code = main(["--repo", str(estate_repo), *cmd, *args])
+    assert code == 1
+    assert reason in capsys.readouterr().err
