@@ -1,0 +1,120 @@
+"""`gcmschange lab ...`: the lab fleet of real SSH hosts (thin: parse, call `gcmschange.lab`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gcmschange import audit, lab
+from gcmschange.cli import app
+from gcmschange.lab.fleet import LabState
+from gcmschange.lab.preflight import DEFAULT_SYSTEMS
+
+
+def _state_json(state: LabState) -> dict[str, Any]:
+    payload = asdict(state)
+    payload["up"] = state.is_up
+    return payload
+
+
+def _state_text(state: LabState) -> str:
+    if not state.is_up:
+        return f"no lab is up for {state.root}"
+    lines = [f"lab {state.id} ({state.mode}, {state.network}), {len(state.hosts)} hosts:"]
+    width = max(len(h.name) for h in state.hosts)
+    for host in state.hosts:
+        pid = f"pid {host.pid}" if host.pid else ""
+        lines.append(
+            f"  {host.name:<{width}}  {host.system:<16} {host.address:<15} {host.state:<11} {pid}"
+        )
+    return "\n".join(lines)
+
+
+def _reach_text(state: LabState) -> str:
+    first = state.hosts[0].name if state.hosts else "HOST"
+    return (
+        f"reach a host:   ssh -F {state.ssh_config} {first}\n"
+        f"inventory:      {state.inventory}  (environment 'lab')"
+    )
+
+
+def _record(event: str, state: LabState, **details: Any) -> None:
+    audit.record(state.root, event, details={"lab": state.id, **details})
+
+
+@app.root.group("lab")
+def lab_group() -> None:
+    """Manage the lab fleet of real SSH hosts (needs root, sshd, nginx, unshare)."""
+
+
+@lab_group.command("up")
+@click.option(
+    "--systems",
+    default=",".join(DEFAULT_SYSTEMS),
+    show_default=True,
+    help="Comma-separated systems of estate.yml, or 'all'.",
+)
+@click.option("--hosts-per-system", type=int, default=2, show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "netns", "loopback"]),
+    default="auto",
+    show_default=True,
+    help="netns: each host has its own network namespace; loopback: its own 127.x address.",
+)
+@app.output_option
+def up_cmd(systems: str, hosts_per_system: int, mode: str, verb_output: str | None) -> None:
+    """Start the lab: one host per system x N, then write inventory and ssh_config."""
+    ctx = app.get_context(verb_output)
+    began = time.monotonic()
+    names = [s.strip() for s in systems.split(",") if s.strip()]
+    state = lab.up(ctx.repo, names, hosts_per_system, mode)
+    seconds = round(time.monotonic() - began, 2)
+    _record("lab.up", state, hosts=len(state.hosts), mode=state.mode, seconds=seconds)
+    text = f"{_state_text(state)}\nup in {seconds}s\n{_reach_text(state)}"
+    app.emit(ctx, {**_state_json(state), "seconds": seconds}, text)
+
+
+@lab_group.command("down")
+@app.output_option
+def down_cmd(verb_output: str | None) -> None:
+    """Stop every host and remove every mount, namespace, link and file of the lab."""
+    ctx = app.get_context(verb_output)
+    root = ctx.repo
+    was = lab.status(root)
+    lab.down(root)
+    if was.is_up:
+        _record("lab.down", was, hosts=len(was.hosts))
+    app.emit(ctx, {"ok": True, "id": was.id, "was_up": was.is_up}, f"lab {was.id} is down")
+
+
+@lab_group.command("status")
+@app.output_option
+def status_cmd(verb_output: str | None) -> None:
+    """Show each lab host: address, up / down / partitioned, PID."""
+    ctx = app.get_context(verb_output)
+    state = lab.status(ctx.repo)
+    text = _state_text(state) + (f"\n{_reach_text(state)}" if state.is_up else "")
+    app.emit(ctx, _state_json(state), text)
+
+
+def _host_verb(verb: str, action: Callable[[Path, str], None], summary: str) -> None:
+    @lab_group.command(verb, help=summary)
+    @click.argument("host")
+    @app.output_option
+    def command(host: str, verb_output: str | None) -> None:
+        ctx = app.get_context(verb_output)
+        action(ctx.repo, host)
+        _record(f"lab.{verb}", lab.status(ctx.repo), host=host)
+        app.emit(ctx, {"ok": True, "host": host, "action": verb}, f"{verb}: {host}")
+
+
+_host_verb("crash", lab.crash, "Kill a host's PID 1: the whole host dies at once.")
+_host_verb("start", lab.start, "Start a crashed host again (same data, key and address).")
+_host_verb("partition", lab.partition, "Cut a host's network link (netns mode only).")
+_host_verb("heal", lab.heal, "Restore a partitioned host's network link.")

@@ -1,0 +1,257 @@
+"""One lab host: its directories, its sshd, and the processes that make it.
+
+A host is sshd as PID 1 of its own mount, UTS and PID namespaces (plus a network namespace
+in netns mode), with per-host directories bind-mounted over the paths the estate manages.
+`unshare --fork` blocks SIGTERM, so a host is stopped by signalling its sshd: when PID 1 of
+a PID namespace exits, the kernel kills everything in it and its mounts go with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcmschange import proc
+from gcmschange.lab import netns
+
+# host subdirectory -> the path it is mounted over inside the host
+MOUNTS: tuple[tuple[str, str], ...] = (
+    ("etc-nginx", "/etc/nginx"),
+    ("log-nginx", "/var/log/nginx"),
+    ("lib-nginx", "/var/lib/nginx"),
+    ("etc-gcms", "/etc/gcms"),
+    ("opt-gcms", "/opt/gcms"),
+    ("log-gcms", "/var/log/gcms"),
+    ("run", "/run"),
+)
+SSHD = "/usr/sbin/sshd"
+READY_MARK = "Server listening"
+
+# Popen objects of the hosts this process started, so their exit is reaped, not left a zombie.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    dir: Path
+    address: str
+    netns: str | None  # None in loopback mode
+
+
+@dataclass(frozen=True)
+class Pid:
+    pid: int
+    start: int  # start time in clock ticks since boot: the same PID later is another process
+
+
+def prepare(spec: HostSpec, authorized_keys: Path) -> None:
+    """The host's directories, a fresh /run (as after a boot), and its sshd_config."""
+    for sub, _target in MOUNTS:
+        (spec.dir / sub).mkdir(parents=True, exist_ok=True)
+    nginx = spec.dir / "etc-nginx"
+    if not any(nginx.iterdir()):
+        shutil.copytree("/etc/nginx", nginx, symlinks=True, dirs_exist_ok=True)
+    run = spec.dir / "run"
+    shutil.rmtree(run)
+    (run / "sshd").mkdir(parents=True)
+    listen = "0.0.0.0:22" if spec.netns else f"{spec.address}:22"
+    (spec.dir / "sshd_config").write_text(_sshd_config(spec, listen, authorized_keys))
+    (spec.dir / "sshd.log").write_text("")
+
+
+def _sshd_config(spec: HostSpec, listen: str, authorized_keys: Path) -> str:
+    # StrictModes no: the key may live in a directory others can write (a /tmp checkout).
+    return f"""ListenAddress {listen}
+HostKey {spec.dir / "ssh_host_ed25519_key"}
+PidFile none
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile {authorized_keys}
+StrictModes no
+UsePAM no
+UseDNS no
+MaxStartups 100:30:200
+MaxSessions 50
+Subsystem sftp internal-sftp
+"""
+
+
+def host_key(spec: HostSpec) -> None:
+    key = spec.dir / "ssh_host_ed25519_key"
+    if not key.exists():
+        spec.dir.mkdir(parents=True, exist_ok=True)
+        proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.name, "-f", str(key)])
+
+
+def command(spec: HostSpec) -> list[str]:
+    steps = [netns.inside_setup(spec.address)] if spec.netns else []
+    steps += [f"mount --bind {shlex.quote(str(spec.dir / s))} {t}" for s, t in MOUNTS]
+    steps.append(f"hostname {shlex.quote(spec.name)}")
+    config, log = (
+        shlex.quote(str(spec.dir / "sshd_config")),
+        shlex.quote(str(spec.dir / "sshd.log")),
+    )
+    steps.append(f"exec {SSHD} -D -f {config} -E {log}")
+    enter = ["ip", "netns", "exec", spec.netns] if spec.netns else []
+    # --kill-child: should unshare die, its child (and so the whole host) dies too.
+    unshare = ["unshare", "--mount", "--propagation", "private", "--uts", "--pid", "--fork"]
+    unshare += ["--kill-child", "--mount-proc", "--"]
+    return [*enter, *unshare, "/bin/sh", "-c", " && ".join(steps)]
+
+
+def spawn(spec: HostSpec) -> int:
+    child = proc.spawn(command(spec), log=spec.dir / "unshare.out")
+    _children[child.pid] = child
+    return child.pid
+
+
+def wait_ready(specs: dict[int, HostSpec], timeout: float) -> dict[str, str]:
+    """Wait for every host's sshd to listen; return {name: why} for those that did not."""
+    pending = dict(specs)
+    failed: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        for pid, spec in list(pending.items()):
+            log = (spec.dir / "sshd.log").read_text(errors="replace")
+            if READY_MARK in log:
+                del pending[pid]
+            elif not _running(pid):
+                failed[spec.name] = f"exited: {_last_words(spec)}"
+                del pending[pid]
+        if pending and time.monotonic() > deadline:
+            for spec in pending.values():
+                failed[spec.name] = f"not ready within {timeout:.0f}s: {_last_words(spec)}"
+            return failed
+        if pending:
+            time.sleep(0.02)
+    return failed
+
+
+def _last_words(spec: HostSpec) -> str:
+    text = ""
+    for name in ("sshd.log", "unshare.out"):
+        path = spec.dir / name
+        text += path.read_text(errors="replace") if path.exists() else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _running(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    return _state(pid) not in ("", "Z", "X")
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 on; comm may hold spaces
+
+
+def _state(pid: int) -> str:
+    fields = _stat(pid)
+    return fields[0] if fields else ""
+
+
+def start_time(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[19]) if fields else 0
+
+
+def sshd_of(unshare_pid: int) -> Pid:
+    """The outer PID of the sshd that is PID 1 of the host started as `unshare_pid`."""
+    children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
+    for child in children:
+        if _comm(int(child)) == "sshd":
+            return Pid(int(child), start_time(int(child)))
+    return Pid(0, 0)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def alive(pid: Pid) -> bool:
+    return pid.pid > 0 and start_time(pid.pid) == pid.start and _state(pid.pid) not in ("Z", "X")
+
+
+def stop(pids: Iterable[Pid], sig: signal.Signals = signal.SIGTERM, grace: float = 3.0) -> None:
+    """Signal each host's sshd and wait until it is gone; SIGKILL what ignores `sig`."""
+    targets = [p for p in pids if alive(p)]
+    for target in targets:
+        _kill(target, sig)
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in targets) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for target in targets:
+        _kill(target, signal.SIGKILL)
+    while any(alive(p) for p in targets):
+        time.sleep(0.02)
+
+
+def _kill(target: Pid, sig: signal.Signals) -> None:
+    if alive(target):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target.pid, sig)
+
+
+def reap(pids: Sequence[int], timeout: float = 5.0) -> None:
+    """Collect the exit of hosts this process started (their unshare), so none stays a zombie."""
+    for pid in pids:
+        child = _children.pop(pid, None)
+        if child is not None:
+            try:
+                child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def leftovers(hosts_dir: Path) -> list[Pid]:
+    """Processes of this lab no record knows about: its sshds and unshares, by command line."""
+    marker = f"{hosts_dir}/".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline and _comm(int(entry.name)) in ("sshd", "unshare"):
+            found.append(Pid(int(entry.name), start_time(int(entry.name))))
+    return found
+
+
+def pss_kb(sshd: Pid) -> int:
+    """Proportional memory of every process in the host's PID namespace, in kB."""
+    try:
+        pidns = Path(f"/proc/{sshd.pid}/ns/pid").readlink()
+    except OSError:
+        return 0
+    total = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "ns" / "pid").readlink() == pidns:
+                rollup = (entry / "smaps_rollup").read_text()
+                total += sum(int(ln.split()[1]) for ln in rollup.splitlines() if ln[:4] == "Pss:")
+        except OSError:
+            continue
+    return total
