@@ -15,7 +15,7 @@ from typing import Any
 
 from gcmschange.estate import Estate, Inventory
 from gcmschange.model import ChangeRequest
-from gcmschange.render import RenderedSet
+from gcmschange.render import RenderedSet, template_files
 
 
 def _canonical(value: Any) -> bytes:
@@ -28,10 +28,14 @@ def _content_files(root: Path, estate: Estate, change: ChangeRequest) -> Iterabl
     for name in names:
         yield playbooks / f"{name}.yml"
         yield playbooks / f"{name}.spec.yml"
-    for system in change.systems:
-        if system in estate.systems:
-            for config in estate.systems[system].configs:
-                yield root / "templates" / config.template
+    # The templates of the target systems and everything they include, import or extend.
+    names = [
+        config.template
+        for system in change.systems
+        if system in estate.systems
+        for config in estate.systems[system].configs
+    ]
+    yield from template_files(root / "templates", names)
     roles = root / "roles"
     if roles.is_dir():
         yield from sorted(p for p in roles.rglob("*") if p.is_file())

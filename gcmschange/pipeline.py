@@ -15,6 +15,8 @@ from gcmschange.digest import change_digest
 from gcmschange.estate import Estate, Inventory, load_estate, load_inventory
 from gcmschange.model import ChangeRequest, Host
 from gcmschange.render import RenderedSet, Renderer, render_hosts
+from gcmschange.render_cache import RenderCache, default_cache
+from gcmschange.secrets import secret_values
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Prepared:
     loaded: Loaded
     rendered: RenderedSet
     digest: str
+    secrets: tuple[str, ...] = ()  # values to mask in every output and artifact
 
 
 def load(root: Path, ref: str) -> Loaded:
@@ -40,17 +43,27 @@ def load(root: Path, ref: str) -> Loaded:
     return Loaded(root, change, estate, inventory, inventory.hosts_of(change.systems))
 
 
-def render(loaded: Loaded, renderer: Renderer | None = None) -> RenderedSet:
+def render(
+    loaded: Loaded, renderer: Renderer | None = None, cache: RenderCache | None = None
+) -> RenderedSet:
     return render_hosts(
-        loaded.estate, loaded.inventory, loaded.targets, loaded.change.variables, renderer
+        loaded.estate,
+        loaded.inventory,
+        loaded.targets,
+        loaded.change.variables,
+        renderer,
+        cache=cache,
     )
 
 
-def prepare(root: Path, ref: str) -> Prepared:
+def prepare(root: Path, ref: str, *, use_cache: bool = True) -> Prepared:
     loaded = load(root, ref)
-    rendered = render(loaded)
+    secrets = secret_values(root, loaded.change)
+    # A rendering that holds secret values is never written to the cache.
+    cache = default_cache(root) if use_cache and not secrets else None
+    rendered = render(loaded, cache=cache)
     digest = change_digest(root, loaded.estate, loaded.inventory, loaded.change, rendered)
-    return Prepared(loaded, rendered, digest)
+    return Prepared(loaded, rendered, digest, secrets)
 
 
 def baseline(root: Path, environment: str) -> RenderedSet:

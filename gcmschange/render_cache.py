@@ -1,0 +1,121 @@
+"""A cache of whole renderings, so rendering again with no input changed does almost no work.
+
+The key is a SHA-256 over everything a template can see: the bytes of each template used
+(with what it includes), the change's variables, the target hosts and their configs, and the
+inventory (every host's variables are visible through `hostvars`). Computing it costs one
+canonical serialisation of the inventory; a hit then costs one file read, against a template
+render per host and file on a miss. Renderings holding secret values are never cached: the
+caller passes no cache for them (`.gcmschange/` is not a place for secrets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from gcmschange.estate import Estate, Inventory
+from gcmschange.model import Host
+from gcmschange.paths import state_dir
+from gcmschange.render import RenderedFile, RenderedSet, template_files
+
+# Bump when the renderer's environment options change what the same input renders to.
+FORMAT = "gcmschange-render-cache-v1"
+
+
+def _typed(value: Any) -> str:
+    # Values JSON cannot spell (dates from YAML) keep their type in the key.
+    return f"{type(value).__name__}:{value}"
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_typed).encode()
+
+
+class RenderCache:
+    """Whole renderings stored as one file each: a JSON index line, then the contents."""
+
+    def __init__(self, directory: Path, keep: int = 16) -> None:
+        self.directory = directory
+        self.keep = keep
+
+    def key(
+        self,
+        templates_dir: Path,
+        estate: Estate,
+        inventory: Inventory,
+        hosts: Sequence[Host],
+        variables: Mapping[str, Any],
+    ) -> str:
+        systems = {h.system: estate.systems[h.system] for h in hosts if h.system in estate.systems}
+        configs = {s: [[c.template, c.dest] for c in sys.configs] for s, sys in systems.items()}
+        names = sorted({c[0] for cs in configs.values() for c in cs})
+        digest = hashlib.sha256(f"{FORMAT}\0{jinja2.__version__}\0".encode())
+        for path in template_files(templates_dir, names):
+            rel = str(path.relative_to(templates_dir))
+            digest.update(_canonical([rel, hashlib.sha256(path.read_bytes()).hexdigest()]))
+        try:
+            digest.update(_canonical(dict(variables)))
+            digest.update(_canonical([[h.name, h.system] for h in hosts]))
+            digest.update(_canonical(configs))
+            digest.update(_canonical(inventory.groups))
+            digest.update(_canonical({n: h.vars for n, h in inventory.hosts.items()}))
+        except TypeError:
+            return ""  # keys of mixed types cannot be ordered: no key, no caching
+        return digest.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.txt"
+
+    def load(self, key: str, environment: str) -> RenderedSet | None:
+        if not key:
+            return None
+        try:
+            # Bytes, not read_text: newline translation would shift every offset.
+            text = self._path(key).read_bytes().decode("utf-8")
+            cut = text.index("\n")
+            index = json.loads(text[:cut])
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        if index.get("environment") != environment:
+            return None
+        files: list[RenderedFile] = []
+        pos = cut + 1
+        for host, dest, template, length in index.get("files", []):
+            files.append(RenderedFile(host, dest, template, text[pos : pos + length]))
+            pos += length
+        if pos != len(text):
+            return None  # a torn or edited entry is a miss, never a wrong rendering
+        return RenderedSet(environment, tuple(files))
+
+    def store(self, key: str, rendered: RenderedSet) -> None:
+        if not key:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        index = {
+            "environment": rendered.environment,
+            "files": [[f.host, f.dest, f.template, len(f.content)] for f in rendered.files],
+        }
+        body = "".join(f.content for f in rendered.files)
+        path = self._path(key)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes((json.dumps(index) + "\n" + body).encode("utf-8"))
+        tmp.replace(path)
+        self._prune()
+
+    def _prune(self) -> None:
+        try:
+            entries = sorted(self.directory.glob("*.txt"), key=lambda p: p.stat().st_mtime)
+        except FileNotFoundError:
+            return  # another process pruned at the same time
+        for old in entries[: max(0, len(entries) - self.keep)]:
+            old.unlink(missing_ok=True)
+
+
+def default_cache(root: Path) -> RenderCache:
+    return RenderCache(state_dir(root) / "cache" / "render")
