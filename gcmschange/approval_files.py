@@ -169,6 +169,8 @@ def _content_check(
     st: Statement, signer: str, approvers: Approvers, want: Expectation, nonces: Counter[str]
 ) -> tuple[str, str]:
     issued, expires = parse_time(st.issued), parse_time(st.expires)
+    # A review attests to work already done: it can neither go stale nor expire.
+    review = st.role == REVIEW_ROLE
     role_needed = REVIEWER_ROLE if st.role == REVIEW_ROLE else st.role
     checks: tuple[tuple[bool, str, str], ...] = (
         (
@@ -192,14 +194,14 @@ def _content_check(
             f"nonce {st.nonce} appears in {nonces[st.nonce]} approval files (replay)",
         ),
         (
-            st.digest != want.digest and st.role != REVIEW_ROLE,
+            st.digest != want.digest and not review,
             STALE,
             f"approved digest {st.digest[:12]}, the change is now at {want.digest[:12]} "
             "(something it covers changed since)",
         ),
-        (expires <= want.now, EXPIRED, f"expired at {st.expires}"),
+        (expires <= want.now and not review, EXPIRED, f"expired at {st.expires}"),
         (
-            (expires - issued).days > want.max_days,
+            (expires - issued).days > want.max_days and not review,
             EXPIRED,
             f"valid for {(expires - issued).days} days; policy allows at most {want.max_days}",
         ),

@@ -1,0 +1,416 @@
+"""Approval gates through the real CLI: real ssh-keygen keys, a real approvers file, real git.
+
+Each refusal named in issue 5 gets its own precise message and exit 1; approvals that
+`approve` would refuse are forged with the same signing code, because the gate must not
+rely on `approve` having refused them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gcmschange import approvals, audit, pipeline
+from gcmschange.approval_files import Statement, new_nonce, utc_text, write_signed
+from gcmschange.changes import load_change
+from gcmschange.cli import main
+
+# principal -> (git e-mail alias, roles); "mallory" gets a key but no line in the file.
+PEOPLE: dict[str, tuple[str, str]] = {
+    "rm-alice": ("alice@gcms.example", ""),
+    "owner-portal": ("portal-owner@gcms.example", "owner:portal"),
+    "owner-case-api": ("case-api-owner@gcms.example", "owner:case_api"),
+    "owner-partner-gateway": ("gateway-owner@gcms.example", "owner:partner_gateway"),
+    "cab-carol": ("carol@gcms.example", "change-board"),
+    "cab-dave": ("dave@gcms.example", "change-board"),
+}
+LAB_INVENTORY = """all:
+  children:
+    portal:
+      hosts:
+        portal-l01: {}
+        portal-l02: {}
+    case_api:
+      hosts:
+        caseapi-l01: {}
+    partner_gateway:
+      hosts:
+        gateway-l01: {}
+"""
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+def commit_all(root: Path, message: str, email: str = "") -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message, *(["--author", f"Someone <{email}>"] if email else []))
+
+
+@dataclass(frozen=True)
+class Lab:
+    root: Path
+    keys: dict[str, Path]
+
+    def run(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+        code = main(["--repo", str(self.root), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def approve(
+        self, capsys: pytest.CaptureFixture[str], change: str, who: str, *more: str
+    ) -> tuple[int, str, str]:
+        return self.run(capsys, "approve", change, "--key", str(self.keys[who]), *more)
+
+    def digest(self, change: str) -> str:
+        return pipeline.prepare(self.root, change).digest
+
+    def forge(self, change: str, signer: str, **fields: str) -> Path:
+        """A statement signed with `signer`'s real key, bypassing `approve`'s own checks."""
+        prepared = pipeline.prepare(self.root, change)
+        now = datetime.now(UTC)
+        base = Statement(
+            change=prepared.loaded.change.id,
+            digest=prepared.digest,
+            environment=prepared.loaded.change.environment,
+            principal=signer,
+            role=PEOPLE.get(signer, ("", "owner:portal"))[1].split(",")[0] or "owner:portal",
+            issued=utc_text(now),
+            expires=utc_text(now + timedelta(days=1)),
+            nonce=new_nonce(),
+        )
+        path, _ = write_signed(self.root, replace(base, **fields), self.keys[signer])
+        return path
+
+
+def keygen(path: Path, comment: str) -> Path:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True
+    )
+    return path
+
+
+def approvers_text(keys: dict[str, Path], extra_roles: dict[str, str] | None = None) -> str:
+    lines = []
+    for who, (mail, roles) in PEOPLE.items():
+        held = ",".join(r for r in (roles, (extra_roles or {}).get(who, "")) if r)
+        if held:
+            lines.append(f"# roles: {who} {held}")
+        pub = " ".join(keys[who].with_suffix(".pub").read_text().split()[:2])
+        lines.append(f'{who},{mail} namespaces="gcmschange-approval" {pub}')
+    return "\n".join(lines) + "\n"
+
+
+def make_lab(root: Path, keydir: Path, extra_roles: dict[str, str] | None = None) -> Lab:
+    keydir.mkdir(exist_ok=True)
+    keys = {who: keygen(keydir / who, who) for who in [*PEOPLE, "mallory"]}
+    (root / "approvers").write_text(approvers_text(keys, extra_roles), encoding="utf-8")
+    (root / "inventories" / "lab" / "hosts.yml").write_text(LAB_INVENTORY, encoding="utf-8")
+    commit_all(root, "test approvers and lab inventory")
+    return Lab(root, keys)
+
+
+def set_approvers(lab: Lab, extra_roles: dict[str, str]) -> None:
+    (lab.root / "approvers").write_text(approvers_text(lab.keys, extra_roles), encoding="utf-8")
+    commit_all(lab.root, "roles")
+
+
+@pytest.fixture
+def lab(estate_repo: Path, tmp_path: Path) -> Lab:
+    return make_lab(estate_repo, tmp_path / "keys")
+
+
+def gate(lab: Lab, capsys: pytest.CaptureFixture[str], change: str) -> tuple[int, str]:
+    code, out, err = lab.run(capsys, "approvals", change, "--gate")
+    return code, out + err
+
+
+def approve_owners(lab: Lab, capsys: pytest.CaptureFixture[str], change: str) -> None:
+    for who in ("owner-portal", "owner-case-api"):
+        code, _, err = lab.approve(capsys, change, who)
+        assert code == 0, err
+
+
+def test_a_correctly_approved_change_passes_the_gate(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    code, out = gate(lab, capsys, "CHG-LAB-0001")
+    assert code == 0, out
+    assert "owner:portal             by owner-portal" in out
+    assert "gate: passes" in out
+    events = [e.event for e in audit.read_events(lab.root)]
+    assert events.count("approval.granted") == 2
+    assert events[-1] == "gate.passed"
+
+
+def test_approvals_are_committed_and_listed_as_json(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    log = subprocess.run(
+        ["git", "-C", str(lab.root), "log", "-1", "--format=%s", "--stat"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "Approve CHG-LAB-0001 as owner:case_api (owner-case-api)" in log
+    assert ".json.sig" in log
+    code, out, _ = lab.run(capsys, "approvals", "CHG-LAB-0001", "--output", "json")
+    body = json.loads(out)
+    assert code == 0
+    assert body["passed"] is True
+    assert {v["status"] for v in body["verdicts"]} == {"valid"}
+    assert body["satisfied"] == {"owner:portal": "owner-portal", "owner:case_api": "owner-case-api"}
+
+
+def refused(lab: Lab, capsys: pytest.CaptureFixture[str], change: str, expected: str) -> str:
+    code, out = gate(lab, capsys, change)
+    assert code == 1, out
+    assert expected in out, out
+    last = audit.read_events(lab.root)[-1]
+    assert (last.event, last.outcome) == ("gate.refused", "refused")
+    assert any(expected in r for r in last.details["reasons"])
+    return out
+
+
+def test_self_approval_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    set_approvers(lab, {"rm-alice": "owner:portal"})
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "rm-alice")
+    assert code == 1
+    assert "approval refused: self-approval: rm-alice requested CHG-LAB-0001" in err
+    assert audit.read_events(lab.root)[-1].event == "approval.refused"
+    lab.forge("CHG-LAB-0001", "rm-alice", role="owner:portal")
+    lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
+    refused(lab, capsys, "CHG-LAB-0001", "self-approval: rm-alice requested CHG-LAB-0001")
+
+
+def test_the_last_author_of_the_change_file_counts_as_requester(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = lab.root / "changes" / "CHG-LAB-0001.yaml"
+    change.write_text(change.read_text() + "# reworded by the portal owner\n")
+    commit_all(lab.root, "edit the change", email="portal-owner@gcms.example")
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "owner-portal")
+    assert code == 1
+    why = "self-approval: owner-portal authored the last commit touching changes/CHG-LAB-0001.yaml"
+    assert why in err
+    lab.forge("CHG-LAB-0001", "owner-portal")
+    lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
+    refused(lab, capsys, "CHG-LAB-0001", why)
+
+
+def test_unknown_key_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "mallory")
+    assert code == 1
+    assert "is not in the approvers file" in err
+    lab.forge("CHG-LAB-0001", "mallory", principal="owner-portal", role="owner:portal")
+    lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
+    refused(
+        lab,
+        capsys,
+        "CHG-LAB-0001",
+        "claims to be from 'owner-portal' but is signed by a key that is not in the approvers",
+    )
+
+
+def test_tampered_statement_with_valid_signature_is_refused(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    statement = next((lab.root / "approvals" / "CHG-LAB-0001").glob("*owner-portal*.json"))
+    doc = json.loads(statement.read_text())
+    doc["expires"] = "2099-01-01T00:00:00Z"
+    statement.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    refused(
+        lab,
+        capsys,
+        "CHG-LAB-0001",
+        "the signature does not match the statement (altered after owner-portal signed)",
+    )
+
+
+def test_approval_of_another_change_replayed_here_is_refused(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = lab.approve(capsys, "CHG-LAB-0003", "owner-case-api")
+    assert code == 0, err
+    lab.approve(capsys, "CHG-LAB-0001", "owner-portal")
+    here = lab.root / "approvals" / "CHG-LAB-0001"
+    for src in (lab.root / "approvals" / "CHG-LAB-0003").iterdir():
+        shutil.copy(src, here / src.name)
+    refused(
+        lab,
+        capsys,
+        "CHG-LAB-0001",
+        "approves CHG-LAB-0003, not CHG-LAB-0001 (replayed from another change)",
+    )
+
+
+def _retarget(lab: Lab, change: str, new_id: str, **fields: object) -> None:
+    path = lab.root / "changes" / f"{change}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc.update(id=new_id, **fields)
+    (lab.root / "changes" / f"{new_id}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    commit_all(lab.root, f"{new_id}")
+
+
+def test_staging_approval_replayed_for_prod_is_refused(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _retarget(lab, "CHG-LAB-0001", "CHG-2026-0100", environment="staging", systems=["portal"])
+    code, _, err = lab.approve(capsys, "CHG-2026-0100", "owner-portal")
+    assert code == 0, err
+    _retarget(lab, "CHG-2026-0100", "CHG-2026-0100", environment="prod")
+    lab.approve(capsys, "CHG-2026-0100", "cab-carol")
+    refused(
+        lab, capsys, "CHG-2026-0100", "approves environment 'staging'; CHG-2026-0100 targets 'prod'"
+    )
+
+
+def _edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert old in text, rel
+    path.write_text(text.replace(old, new, 1))
+
+
+STALE_EDITS = {
+    "template": ("templates/portal/index.html.j2", "</", "<!-- edited --></"),
+    "variable": (
+        "changes/CHG-LAB-0001.yaml",
+        "nginx_worker_connections: 1024",
+        "nginx_worker_connections: 2048",
+    ),
+    "playbook": ("playbooks/configure.yml", "\n", "\n# edited after approval\n"),
+    "inventory": ("inventories/lab/hosts.yml", "portal-l02: {}", "portal-l02: {x: 1}"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(STALE_EDITS))
+def test_approval_made_before_a_change_to_what_it_covers_is_stale(
+    lab: Lab, capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    before = lab.digest("CHG-LAB-0001")
+    _edit(lab.root, *STALE_EDITS[what])
+    commit_all(lab.root, f"edit the {what}")
+    after = lab.digest("CHG-LAB-0001")
+    assert before != after
+    out = refused(
+        lab,
+        capsys,
+        "CHG-LAB-0001",
+        f"approved digest {before[:12]}, the change is "
+        f"now at {after[:12]} (something it covers changed since)",
+    )
+    assert "owner:portal: no valid approval" in out
+
+
+def test_expired_approval_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
+    lab.forge(
+        "CHG-LAB-0001",
+        "owner-portal",
+        issued="2026-01-01T00:00:00Z",
+        expires="2026-01-02T00:00:00Z",
+    )
+    refused(lab, capsys, "CHG-LAB-0001", "expired at 2026-01-02T00:00:00Z")
+
+
+def test_one_person_cannot_fill_two_roles(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    set_approvers(lab, {"owner-portal": "owner:case_api"})
+    for role in ("owner:portal", "owner:case_api"):
+        code, _, err = lab.approve(capsys, "CHG-LAB-0001", "owner-portal", "--role", role)
+        assert code == 0, err
+    refused(
+        lab,
+        capsys,
+        "CHG-LAB-0001",
+        "approved only by owner-portal, who already counts for "
+        "owner:portal (each role needs a distinct person)",
+    )
+
+
+def test_role_not_held_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "cab-carol", "--role", "owner:portal")
+    assert code == 1
+    assert "cab-carol does not hold role 'owner:portal' in the approvers file" in err
+    lab.forge("CHG-LAB-0001", "cab-carol", role="owner:portal")
+    lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
+    refused(
+        lab,
+        capsys,
+        "CHG-LAB-0001",
+        "cab-carol does not hold role 'owner:portal' in the approvers file",
+    )
+
+
+def test_prod_normal_change_without_change_board_is_refused(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _retarget(lab, "CHG-LAB-0001", "CHG-2026-0200", environment="prod")
+    approve_owners(lab, capsys, "CHG-2026-0200")
+    out = refused(lab, capsys, "CHG-2026-0200", "change-board: no approval")
+    assert "CHG-2026-0200 (prod, digest" in out
+    lab.approve(capsys, "CHG-2026-0200", "cab-carol")
+    assert gate(lab, capsys, "CHG-2026-0200")[0] == 0
+
+
+def test_a_nonce_used_twice_flags_both_files(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    original = next((lab.root / "approvals" / "CHG-LAB-0001").glob("*owner-portal*.json"))
+    copy = original.with_name("20300101T000000Z-owner-portal-owner.portal.json")
+    shutil.copy(original, copy)
+    shutil.copy(original.with_name(original.name + ".sig"), copy.with_name(copy.name + ".sig"))
+    out = refused(lab, capsys, "CHG-LAB-0001", "appears in 2 approval files (replay)")
+    assert original.name in out
+    assert copy.name in out
+
+
+def test_emergency_change_passes_on_one_approval_and_owes_a_review(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _retarget(
+        lab,
+        "CHG-LAB-0001",
+        "CHG-2026-0300",
+        environment="prod",
+        type="emergency",
+        incident="INC-42",
+    )
+    code, _, err = lab.approve(capsys, "CHG-2026-0300", "cab-carol")
+    assert code == 0, err
+    code, out = gate(lab, capsys, "CHG-2026-0300")
+    assert code == 0, out
+    change = load_change(lab.root, "CHG-2026-0300")
+    digest = lab.digest("CHG-2026-0300")
+    later = datetime.now(UTC) + timedelta(days=6)
+    overdue = approvals.check_gate(lab.root, change, digest, now=later).review
+    assert overdue is not None
+    assert overdue.overdue
+    assert "post-implementation review: due" in lab.run(capsys, "approvals", "CHG-2026-0300")[1]
+    code, _, err = lab.approve(capsys, "CHG-2026-0300", "cab-dave", "--role", "review")
+    assert code == 0, err
+    done = approvals.check_gate(lab.root, change, digest, now=later).review
+    assert done is not None
+    assert (done.done_by, done.overdue) == ("cab-dave", False)
+
+
+def test_expiry_beyond_policy_and_bad_durations_are_refused(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "owner-portal", "--expires", "30d")
+    assert code == 1
+    assert "an expiry of 30 days exceeds the policy maximum of 14 days" in err
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "owner-portal", "--expires", "soon")
+    assert code == 2
+    assert "expected a positive duration like 30m, 12h, 3d, 2w" in err
