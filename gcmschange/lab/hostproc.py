@@ -193,10 +193,14 @@ def alive(pid: Pid) -> bool:
 
 
 def stop(pids: Iterable[Pid], sig: signal.Signals = signal.SIGTERM, grace: float = 3.0) -> None:
-    """Signal each host's sshd and wait until it is gone; SIGKILL what ignores `sig`."""
+    """Signal each host's sshd and wait until it is gone; SIGKILL what ignores `sig`.
+
+    Anything else (an unshare whose sshd has not started yet) gets SIGKILL at once: unshare
+    ignores SIGTERM, and its --kill-child takes the half-started host down with it.
+    """
     targets = [p for p in pids if alive(p)]
     for target in targets:
-        _kill(target, sig)
+        _kill(target, sig if _comm(target.pid) == "sshd" else signal.SIGKILL)
     deadline = time.monotonic() + grace
     while any(alive(p) for p in targets) and time.monotonic() < deadline:
         time.sleep(0.02)
