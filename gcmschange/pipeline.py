@@ -36,10 +36,11 @@ class Prepared:
     secrets: tuple[str, ...] = ()  # values to mask in every output and artifact
 
 
-def load(root: Path, ref: str) -> Loaded:
+def load(root: Path, ref: str, environment: str | None = None) -> Loaded:
+    """The change, the estate, and the inventory of `environment` (default: the change's)."""
     change = load_change(root, ref)
     estate = load_estate(root)
-    inventory = load_inventory(root, change.environment)
+    inventory = load_inventory(root, environment or change.environment)
     return Loaded(root, change, estate, inventory, inventory.hosts_of(change.systems))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
 from gcmschange.estate import Estate, Inventory
 from gcmschange.model import Host
+from gcmschange.secrets import mask_text
 
 if TYPE_CHECKING:
     from gcmschange.render_cache import RenderCache
@@ -58,6 +59,13 @@ class RenderedSet:
     def for_hosts(self, hosts: Sequence[str]) -> RenderedSet:
         wanted = set(hosts)
         return RenderedSet(self.environment, tuple(f for f in self.files if f.host in wanted))
+
+    def masked(self, secrets: Sequence[str]) -> RenderedSet:
+        """The same set with secret values masked, for files written for people to read."""
+        if not secrets:
+            return self
+        files = tuple(replace(f, content=mask_text(f.content, secrets)) for f in self.files)
+        return RenderedSet(self.environment, files)
 
     def write(self, out_dir: Path) -> Path:
         """Write `<out_dir>/<host>/<dest>`; refuse any path that would escape `out_dir`.
