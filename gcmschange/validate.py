@@ -1,0 +1,163 @@
+"""Validate change requests: every problem collected, located, and reported at once.
+
+    files -> safe YAML -> schema -> references, variables, catalogue, policy (cached per file)
+          -> duplicate ids, calendar conflicts, notice (across all open changes, every run)
+
+The result is a `Report`; nothing here prints. A broken estate or policy raises
+`ValidationError` (nothing can be judged against it); everything else is a `Problem`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gcmschange import audit, validate_calendar, validate_rules, yamlsafe
+from gcmschange.errors import Location, Problem, ValidationError
+from gcmschange.model import BlastRadius
+from gcmschange.validate_cache import FileResult, ResultCache
+from gcmschange.validate_context import Context, load_context
+from gcmschange.validate_schema import kind_of
+
+__all__ = ["FileResult", "Report", "display_name", "record_audit", "resolve", "validate"]
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[FileResult, ...]  # one per file asked for, in order
+    problems: tuple[Problem, ...]  # in shared files (catalogue, specs, inventories)
+
+    def all_problems(self) -> tuple[Problem, ...]:
+        return (*self.problems, *(p for r in self.results for p in r.problems))
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.all_problems())
+
+
+def display_name(root: Path, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def resolve(root: Path, ref: str) -> Path:
+    """A change given as a path, or as an id naming changes/<id>.yaml."""
+    as_path = Path(ref)
+    for candidate in (as_path, root / as_path, root / "changes" / f"{ref}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return as_path
+
+
+def _blast(ctx: Context, data: dict[str, object]) -> BlastRadius | None:
+    systems = data.get("systems")
+    if not isinstance(systems, list):
+        return None
+    known = tuple(s for s in systems if isinstance(s, str) and s in ctx.estate.systems)
+    return ctx.estate.blast_radius(known) if known else None
+
+
+def check_bytes(ctx: Context, raw: bytes, file: str) -> FileResult:
+    """Everything about one file that depends only on its content and the context."""
+    key = hashlib.sha256(file.encode() + b"\0" + raw).hexdigest()
+    try:
+        doc = yamlsafe.load_bytes(raw, file)
+    except ValidationError as err:
+        return FileResult(file, key, None, err.problems, None, None)
+    if not isinstance(doc.data, dict):
+        message = f"a change request is a mapping of fields, not {kind_of(doc.data)}"
+        return FileResult(file, key, None, (Problem(message, doc.locate(())),), None, None)
+    schema_problems = ctx.change_schema.problems(doc)
+    rule_problems, facts = validate_rules.check(ctx, doc, schema_problems)
+    change_id = doc.data.get("id") if isinstance(doc.data.get("id"), str) else None
+    problems = tuple(sorted([*schema_problems, *rule_problems], key=_order))
+    return FileResult(file, key, change_id, problems, facts, _blast(ctx, doc.data))
+
+
+def _order(p: Problem) -> tuple[str, int, int]:
+    return (p.location.file, p.location.line, p.location.column)
+
+
+def _check_file(ctx: Context, cache: ResultCache, path: Path) -> FileResult:
+    file = display_name(ctx.root, path)
+    try:
+        raw = yamlsafe.read_limited(path, file)
+    except ValidationError as err:
+        return FileResult(file, "", None, err.problems, None, None)
+    key = hashlib.sha256(file.encode() + b"\0" + raw).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    result = check_bytes(ctx, raw, file)
+    cache.put(result)
+    return result
+
+
+def _cross_file(
+    ctx: Context, results: list[FileResult], targets: set[str], now: datetime | None
+) -> dict[str, list[Problem]]:
+    """Problems per file that depend on other files or on the clock."""
+    extra: dict[str, list[Problem]] = defaultdict(list)
+    ids: dict[str, list[str]] = defaultdict(list)
+    for result in results:
+        if result.change_id:
+            ids[result.change_id].append(result.file)
+    for file, message in validate_calendar.duplicate_ids(ids).items():
+        extra[file].append(Problem(message, Location(file, 1, 1, "$.id"), "duplicate-id"))
+    facts = [r.facts for r in results if r.facts is not None]
+    file_of = {r.change_id: r.file for r in results if r.file in targets and r.change_id}
+    for change_id, problem in validate_calendar.conflicts(ctx, facts, set(file_of)):
+        extra[file_of[change_id]].append(problem)
+    for result in results:
+        if now is not None and result.facts is not None and result.file in targets:
+            extra[result.file] += validate_calendar.clock(ctx.policy, result.facts, now)
+    return extra
+
+
+def validate(
+    root: Path,
+    refs: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
+    clock: bool = True,
+    use_cache: bool = True,
+) -> Report:
+    """Validate the named changes (paths or ids; default: every changes/*.yaml).
+
+    `now` is the moment notice is measured from (default: the real clock); `clock=False`
+    skips the checks that depend on it, for stages that run inside the window.
+    """
+    ctx = load_context(root)
+    open_changes = sorted((root / "changes").glob("*.yaml"))
+    wanted = [resolve(root, r) for r in refs] if refs else open_changes
+    cache = ResultCache(root, ctx.digest, enabled=use_cache)
+    by_path = {p.resolve(): _check_file(ctx, cache, p) for p in [*open_changes, *wanted]}
+    cache.save()
+    asked = [by_path[p.resolve()] for p in wanted]
+    targets = {r.file for r in asked}
+    moment = (now or datetime.now(UTC)) if clock else None
+    extra = _cross_file(ctx, list(by_path.values()), targets, moment)
+    results = tuple(
+        replace(r, problems=tuple(sorted([*r.problems, *extra.get(r.file, [])], key=_order)))
+        for r in dict.fromkeys(asked)
+    )
+    return Report(results, ctx.problems)
+
+
+def record_audit(root: Path, report: Report) -> None:
+    """One `validated` event per change checked, with its outcome."""
+    for result in report.results:
+        failed = any(p.severity == "error" for p in result.problems)
+        audit.record(
+            root,
+            "validated",
+            outcome="failed" if failed else "ok",
+            change=result.change_id,
+            details={"file": result.file, "sha256": result.key, "problems": len(result.problems)},
+        )

@@ -1,0 +1,277 @@
+"""Hardened YAML loading that keeps the line and column of every node.
+
+Change requests come from merge requests, so the loader treats them as hostile: it works
+on parser events (libyaml when present) and refuses at the first offending event, before
+anything is composed, so an alias bomb costs microseconds, not gigabytes. Scalars follow
+the YAML 1.2 core schema (`no`, `on` and `2026-01-01` stay strings), because a change
+request is JSON data written in YAML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gcmschange.errors import Location, Problem, ValidationError
+
+MAX_BYTES = 256 * 1024
+MAX_DEPTH = 64
+PathPart = str | int
+NodePath = tuple[PathPart, ...]
+
+_Parser: Any = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
+_STRING_TAGS = {"tag:yaml.org,2002:str", "!unsafe", "!"}  # !unsafe: Ansible's "never template"
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+# The YAML 1.2 core schema's implicit types, tried in order; anything else is a string.
+_RESOLVERS: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"^(?:~|null|Null|NULL|)$"), lambda _v: None),
+    (re.compile(r"^[-+]?[0-9]+$"), int),
+    (re.compile(r"^0o[0-7]+$"), lambda v: int(v[2:], 8)),
+    (re.compile(r"^0x[0-9a-fA-F]+$"), lambda v: int(v[2:], 16)),
+    (re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"), float),
+    (re.compile(r"^[-+]?\.(?:inf|Inf|INF)$"), lambda v: -math.inf if v[0] == "-" else math.inf),
+    (re.compile(r"^\.(?:nan|NaN|NAN)$"), lambda _v: math.nan),
+)
+_DEPTH_MESSAGE = f"nesting deeper than {MAX_DEPTH} levels"
+_KEY_KINDS = {bool: "a boolean", int: "a number", float: "a number", type(None): "null"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def json_path(path: Sequence[PathPart]) -> str:
+    """`$.window.start`, `$.systems[1]`, `$.variables['odd key']`."""
+    out = ["$"]
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _IDENT.match(part):
+            out.append(f".{part}")
+        else:
+            out.append("['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded YAML document and where each of its nodes (and mapping keys) starts."""
+
+    data: Any
+    file: str
+    positions: dict[NodePath, tuple[int, int]]  # value node -> (line, column), 1-based
+    key_positions: dict[NodePath, tuple[int, int]]  # mapping entry -> position of its key
+
+    def locate(self, path: Sequence[PathPart], *, key: bool = False) -> Location:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        parts = tuple(path)
+        table = self.key_positions if key else self.positions
+        for cut in range(len(parts), -1, -1):
+            pos = table.get(parts[:cut]) or self.positions.get(parts[:cut])
+            if pos:
+                return Location(self.file, pos[0], pos[1], json_path(parts))
+        return Location(self.file, 1, 1, json_path(parts))
+
+
+class _RefusedError(Exception):
+    def __init__(self, code: str, message: str, mark: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.line = (mark.line + 1) if mark is not None else 0
+        self.column = (mark.column + 1) if mark is not None else 0
+
+
+def _plain_scalar(value: str) -> Any:
+    if value in _BOOL:
+        return _BOOL[value]
+    for pattern, convert in _RESOLVERS:
+        if pattern.match(value):
+            return convert(value)
+    return value
+
+
+def _scalar(event: Any) -> Any:
+    tag = event.tag
+    if tag is not None and tag not in _STRING_TAGS:
+        raise _RefusedError(
+            "tag", f"tag '{tag}' is not allowed (plain data only)", event.start_mark
+        )
+    if tag is None and event.implicit[0] and not event.style:
+        return _plain_scalar(event.value)
+    return event.value
+
+
+class _Builder:
+    """Turns a stream of parser events into plain data, refusing what a change cannot hold."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[NodePath, tuple[int, int]] = {}
+        self.key_positions: dict[NodePath, tuple[int, int]] = {}
+        # Each frame: [container, its path, pending key (mappings), first-seen key lines]
+        self.stack: list[list[Any]] = []
+        self.root: Any = None
+        self.documents = 0
+
+    def feed(self, event: Any) -> None:
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent):
+            raise _RefusedError("alias", f"alias '*{anchor}' is not allowed", event.start_mark)
+        if anchor is not None:
+            raise _RefusedError("anchor", f"anchor '&{anchor}' is not allowed", event.start_mark)
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                raise _RefusedError(
+                    "multi-document", "more than one YAML document", event.start_mark
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            self._add(_scalar(event), event)
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            self._open(event)
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            self._close()
+
+    def _open(self, event: Any) -> None:
+        tag = event.tag
+        if tag is not None and tag not in _COLLECTION_TAGS and tag != "!":
+            raise _RefusedError(
+                "tag", f"tag '{tag}' is not allowed (plain data only)", event.start_mark
+            )
+        if len(self.stack) >= MAX_DEPTH:
+            raise _RefusedError(
+                "depth", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        if self.stack and self._expects_key():
+            kind = "a mapping" if isinstance(event, yaml.MappingStartEvent) else "a list"
+            raise _RefusedError(
+                "key-type", f"{kind} cannot be a key: keys must be strings", event.start_mark
+            )
+        container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+        path = self._add(container, event)
+        self.stack.append([container, path, None, {}])
+
+    def _close(self) -> None:
+        self.stack.pop()
+
+    def _expects_key(self) -> bool:
+        frame = self.stack[-1]
+        return isinstance(frame[0], dict) and frame[2] is None
+
+    def _add(self, value: Any, event: Any) -> NodePath:
+        mark = event.start_mark
+        pos = (mark.line + 1, mark.column + 1)
+        if not self.stack:
+            self.root = value
+            self.positions[()] = pos
+            return ()
+        frame = self.stack[-1]
+        container = frame[0]
+        base: NodePath = frame[1]
+        if isinstance(container, list):
+            path = (*base, len(container))
+            container.append(value)
+        elif frame[2] is None:
+            self._key(frame, value, event)
+            return base
+        else:
+            path = (*base, frame[2])
+            container[frame[2]] = value
+            frame[2] = None
+        self.positions[path] = pos
+        return path
+
+    def _key(self, frame: list[Any], key: Any, event: Any) -> None:
+        mark = event.start_mark
+        if not isinstance(key, str):
+            kind = _KEY_KINDS.get(type(key), type(key).__name__)
+            message = f"key '{event.value}' is {kind}, not a string (quote it)"
+            raise _RefusedError("key-type", message, mark)
+        seen: dict[str, int] = frame[3]
+        if key in seen:
+            raise _RefusedError(
+                "duplicate-key", f"duplicate key '{key}' (first at line {seen[key]})", mark
+            )
+        seen[key] = mark.line + 1
+        frame[2] = key
+        self.key_positions[(*frame[1], key)] = (mark.line + 1, mark.column + 1)
+
+
+def _check_bytes(raw: bytes) -> bytes:
+    if len(raw) > MAX_BYTES:
+        raise _RefusedError("too-large", f"file is larger than {MAX_BYTES} bytes")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _RefusedError(
+            "encoding", "not UTF-8 (UTF-16 or UTF-32 byte order mark); save it as UTF-8"
+        )
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise _RefusedError("binary", f"binary content (NUL byte at offset {nul}), not YAML text")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start]
+        raise _RefusedError(
+            "encoding", f"not UTF-8 (byte 0x{bad:02x} at offset {exc.start}, line {line})"
+        ) from exc
+    return raw.removeprefix(b"\xef\xbb\xbf")
+
+
+def _parse(raw: bytes, file: str) -> Document:
+    builder = _Builder(file)
+    parser = _Parser(_check_bytes(raw))
+    try:
+        while parser.check_event():
+            builder.feed(parser.get_event())
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or exc.context or "malformed YAML"
+        if "nesting depth" in problem:  # libyaml's own limit, hit while scanning ahead
+            raise _RefusedError("depth", _DEPTH_MESSAGE, exc.problem_mark) from exc
+        raise _RefusedError("syntax", f"YAML syntax error: {problem}", exc.problem_mark) from exc
+    except yaml.YAMLError as exc:
+        raise _RefusedError("syntax", f"YAML error: {exc}") from exc
+    finally:
+        parser.dispose()
+    return Document(builder.root, file, builder.positions, builder.key_positions)
+
+
+def load_bytes(raw: bytes, file: str) -> Document:
+    """Parse `raw` as one safe YAML document; a refusal is a `ValidationError` with one problem."""
+    try:
+        return _parse(raw, file)
+    except _RefusedError as refused:
+        problem = Problem(
+            refused.message, Location(file, refused.line, refused.column), refused.code
+        )
+        raise ValidationError(str(problem), (problem,)) from None
+
+
+def read_limited(path: Path, display: str | None = None) -> bytes:
+    """The file's bytes, at most one past the size limit (a 50 MB file costs 256 KiB)."""
+    name = display if display is not None else str(path)
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise _refusal(name, "not-found", "file not found") from exc
+    except IsADirectoryError as exc:
+        raise _refusal(name, "unreadable", "is a directory, not a file") from exc
+    except OSError as exc:
+        raise _refusal(name, "unreadable", f"cannot be read: {exc.strerror}") from exc
+
+
+def load_file(path: Path, display: str | None = None) -> Document:
+    """Read (within the size limit) and parse one file."""
+    name = display if display is not None else str(path)
+    return load_bytes(read_limited(path, name), name)
+
+
+def _refusal(file: str, code: str, message: str) -> ValidationError:
+    problem = Problem(message, Location(file), code)
+    return ValidationError(str(problem), (problem,))
