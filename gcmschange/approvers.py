@@ -247,11 +247,10 @@ def _split_key(rest: str) -> tuple[str, str, str]:
         if token in KEY_TYPES:
             blob = tokens[index + 1] if index + 1 < len(tokens) else ""
             return " ".join(tokens[:index]), token, blob
-    return (
-        (tokens[0] if tokens else ""),
-        (tokens[1] if len(tokens) > 1 else ""),
-        (tokens[2] if len(tokens) > 2 else ""),
-    )
+    if len(tokens) == 2:  # no options, and a key type we do not know
+        return "", tokens[0], tokens[1]
+    padded = [*tokens, "", "", ""]
+    return padded[0], padded[1], padded[2]
 
 
 def parse_approvers(
