@@ -28,8 +28,10 @@ from gcmschange.approvers import Approvers
 from gcmschange.errors import ExternalError
 
 
+# The slice of python-gitlab's objects we read, as read-only members so fakes fit.
 class MergeRequestApprovals(Protocol):
-    approved_by: list[dict[str, Any]]
+    @property
+    def approved_by(self) -> list[dict[str, Any]]: ...
 
 
 class ApprovalsManager(Protocol):
@@ -37,9 +39,14 @@ class ApprovalsManager(Protocol):
 
 
 class MergeRequest(Protocol):
-    sha: str
-    author: dict[str, Any]
-    approvals: ApprovalsManager
+    @property
+    def sha(self) -> str: ...
+
+    @property
+    def author(self) -> dict[str, Any]: ...
+
+    @property
+    def approvals(self) -> ApprovalsManager: ...
 
 
 class MergeRequests(Protocol):
@@ -47,7 +54,8 @@ class MergeRequests(Protocol):
 
 
 class Project(Protocol):
-    mergerequests: MergeRequests
+    @property
+    def mergerequests(self) -> MergeRequests: ...
 
 
 @dataclass(frozen=True)
