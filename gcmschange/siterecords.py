@@ -1,0 +1,149 @@
+"""What the status site reads from other modules' records, behind one small adapter each.
+
+The site never parses another module's files itself when that module offers a reader; where
+it must interpret records (the apply engine's audit events, verification results), the names
+it relies on are the constants below, so a rename on the producing side is a one-line fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from gcmschange import audit
+from gcmschange.approval_files import APPROVALS_DIR, parse_statement, parse_time
+from gcmschange.audit import AuditEvent
+from gcmschange.errors import GcmsError
+from gcmschange.incidents import Incident, read_incidents
+from gcmschange.model import ChangeRequest
+
+# The apply engine's events (gcmschange/apply.py): a run starts, then ends one of these ways.
+RUN_STARTED = frozenset({"apply.started", "run.started"})
+RUN_COMPLETED = frozenset({"apply.completed", "apply.finished", "run.completed"})
+RUN_ROLLED_BACK = frozenset({"rollback.completed", "rollback.finished", "apply.rolled_back"})
+RUN_FAILED = frozenset({"rollback.failed", "apply.failed"})
+# An `apply.finished` whose outcome names a rollback ended in one, whatever its name.
+ROLLED_BACK_OUTCOMES = frozenset({"rolled_back", "rolled-back"})
+FAILED_OUTCOMES = frozenset({"failed", "rollback_failed", "error"})
+# Verification and drift results; details may name the systems ("systems" or "system").
+CHECK_EVENTS = ("verify.", "drift.")
+CHECK_PASSED = frozenset({"ok", "passed", "clean"})
+
+COMPLETED = "completed"
+ROLLED_BACK = "rolled_back"
+FAILED = "failed"
+IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One apply of a change, from its first event to the event that ended it."""
+
+    change: str
+    start: datetime
+    end: datetime | None
+    outcome: str  # COMPLETED, ROLLED_BACK, FAILED or IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The last verification or drift result of one system."""
+
+    system: str
+    time: datetime
+    passed: bool
+
+
+def event_time(event: AuditEvent) -> datetime:
+    return datetime.fromisoformat(event.time)
+
+
+def _ending(event: AuditEvent) -> str | None:
+    if event.event in RUN_ROLLED_BACK or event.outcome in ROLLED_BACK_OUTCOMES:
+        return ROLLED_BACK
+    if event.event in RUN_FAILED or (
+        event.event in RUN_COMPLETED and event.outcome in FAILED_OUTCOMES
+    ):
+        return FAILED
+    if event.event in RUN_COMPLETED:
+        return COMPLETED
+    return None
+
+
+def runs(events: Iterable[AuditEvent]) -> list[Run]:
+    """Every apply run in the log; a run with no ending event is still in progress."""
+    open_runs: dict[str, datetime] = {}
+    done: list[Run] = []
+    for event in events:
+        if event.change is None:
+            continue
+        if event.event in RUN_STARTED:
+            open_runs.setdefault(event.change, event_time(event))
+            continue
+        ending = _ending(event) if event.change in open_runs else None
+        if ending is not None:
+            start = open_runs.pop(event.change)
+            done.append(Run(event.change, start, event_time(event), ending))
+    done += [Run(change, start, None, IN_PROGRESS) for change, start in open_runs.items()]
+    return sorted(done, key=lambda r: (r.start, r.change))
+
+
+def _systems_of(event: AuditEvent) -> tuple[str, ...]:
+    named = event.details.get("systems", event.details.get("system"))
+    if isinstance(named, str):
+        return (named,)
+    if isinstance(named, list):
+        return tuple(s for s in named if isinstance(s, str))
+    return ()
+
+
+def checks(events: Iterable[AuditEvent]) -> dict[str, CheckResult]:
+    """The latest verification/drift result per system (later events replace earlier)."""
+    latest: dict[str, CheckResult] = {}
+    for event in events:
+        if not event.event.startswith(CHECK_EVENTS):
+            continue
+        for system in _systems_of(event):
+            latest[system] = CheckResult(system, event_time(event), event.outcome in CHECK_PASSED)
+    return latest
+
+
+def read_audit(root: Path) -> list[AuditEvent]:
+    return audit.read_events(root)
+
+
+def incidents(root: Path) -> list[Incident]:
+    return read_incidents(root)
+
+
+def approved(root: Path, change: ChangeRequest, now: datetime) -> bool:
+    """Whether the approval gate passes for `change` at its current digest.
+
+    The real verdict needs the change rendered against its environment's inventory; when
+    that cannot be done here (an inventory generated only on the lab, say), the site falls
+    back to "a signed statement for this change, environment and not expired exists". That
+    fallback can show as planned a change the gate would refuse (a stale digest): the site
+    informs, it never authorises, and apply checks the gate itself.
+    """
+    from gcmschange import approvals, pipeline
+
+    try:
+        digest = pipeline.prepare(root, change.path or change.id).digest
+    except GcmsError:
+        return _has_current_statement(root, change, now)
+    return approvals.check_gate(root, change, digest, now).passed
+
+
+def _has_current_statement(root: Path, change: ChangeRequest, now: datetime) -> bool:
+    folder = root / APPROVALS_DIR / change.id
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            statement = parse_statement(path.read_text(encoding="utf-8"), str(path))
+        except (GcmsError, OSError, UnicodeDecodeError):
+            continue
+        fits = statement.change == change.id and statement.environment == change.environment
+        if fits and parse_time(statement.expires) > now:
+            return True
+    return False
