@@ -30,7 +30,8 @@ def public_key(private_key: Path) -> str:
         raise InvalidInputError(f"{private_key}: no such key file")
     done = proc.run(["ssh-keygen", "-y", "-f", str(private_key)], check=False, input_text="")
     if done.returncode != 0:
-        raise InvalidInputError(f"{private_key}: cannot read key: {_reason(done.stderr)}")
+        hint = f" (run: chmod 600 {private_key})" if "too open" in done.stderr else ""
+        raise InvalidInputError(f"{private_key}: cannot read key: {_reason(done.stderr)}{hint}")
     parts = done.stdout.split()
     if len(parts) < 2:
         raise InvalidInputError(f"{private_key}: ssh-keygen printed no public key")
