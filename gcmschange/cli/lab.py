@@ -38,7 +38,7 @@ def _state_text(state: LabState) -> str:
 def _reach_text(state: LabState) -> str:
     first = state.hosts[0].name if state.hosts else "HOST"
     return (
-        f"reach a host:   ssh -F {state.ssh_config} {first}\n"
+        f"reach a host:   ssh -F {state.ssh_config} HOST   (HOST: a name above, e.g. {first})\n"
         f"inventory:      {state.inventory}  (environment 'lab')"
     )
 
