@@ -46,6 +46,11 @@ def load_entry(root: Path, path: Path) -> CatalogueEntry:
         problems = [Problem(f"name must be {path.stem!r}, as the file", doc.locate(("name",)))]
     if problems:
         raise ValidationError(f"{rel}: invalid catalogue template", tuple(problems))
+    try:
+        parameters = checker_for(data["parameters"], f"{rel} parameters")
+    except ValueError as exc:
+        problem = Problem(str(exc), doc.locate(("parameters",)))
+        raise ValidationError(f"{rel}: invalid catalogue template", (problem,)) from exc
     return CatalogueEntry(
         name=data["name"],
         file=rel,
@@ -56,7 +61,7 @@ def load_entry(root: Path, path: Path) -> CatalogueEntry:
         max_impact=data["max_impact"],
         variables=dict(data.get("variables") or {}),
         variables_from_parameters=dict(data.get("variables_from_parameters") or {}),
-        parameters=checker_for(data["parameters"], f"{rel} parameters"),
+        parameters=parameters,
     )
 
 

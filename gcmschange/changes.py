@@ -1,20 +1,20 @@
-"""Load change requests into `ChangeRequest` values.
+"""Load change requests into `ChangeRequest` values, only after they pass validation.
 
-This first version maps a parsed YAML document onto the model; the validation issue
-replaces the parsing with the hardened loader (positions, hostile input) and adds
-schema, reference and policy checks in front of it.
+Every stage starts here, so every stage gets the same hardened loader and the same checks
+(`validate.py`) as the `validate` verb; only checks against the clock are left out, because
+later stages run inside the window, where "too little notice" no longer applies.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from gcmschange.errors import InvalidInputError
+from gcmschange import catalogue, validate, yamlsafe
+from gcmschange.errors import InvalidInputError, ValidationError
 from gcmschange.model import ChangeRequest, Impact, Rollback, Rollout, Window
 
 
@@ -77,15 +77,20 @@ def from_document(doc: dict[str, Any], path: str = "") -> ChangeRequest:
 
 
 def load_change(root: Path, ref: str) -> ChangeRequest:
+    """The validated change; a `ValidationError` listing every problem otherwise.
+
+    Standard changes come back instantiated: the template's playbook, and its variables
+    with the parameters copied in; `raw` keeps the document as written.
+    """
     path = find_change_file(root, ref)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{path}: a change request is a mapping")
-    try:
-        rel = str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        rel = str(path)
-    return from_document(doc, rel)
+    report = validate.validate(root, [str(path)], clock=False)
+    result = report.results[0]
+    errors = tuple(p for p in result.problems if p.severity == "error")
+    if errors:
+        raise ValidationError(f"{result.file}: invalid change request", errors)
+    doc = yamlsafe.load_file(path, result.file).data
+    runnable = doc
+    if doc["type"] == "standard":
+        entry = catalogue.load_entry(root, root / "catalogue" / f"{doc['template']}.yml")
+        runnable = catalogue.instantiate(doc, entry)
+    return replace(from_document(runnable, result.file), raw=doc)

@@ -89,7 +89,8 @@ def find_root(start: Path) -> Path:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader (PyYAML's wheels ship it): every verb reads the estate and inventories.
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"{path}: file not found") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

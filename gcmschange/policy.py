@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
-from gcmschange.errors import InvalidInputError
+from gcmschange import yamlsafe
+from gcmschange.errors import InvalidInputError, ValidationError
 from gcmschange.model import ChangeRequest
+from gcmschange.validate_schema import checker
 
 OWNER_ROLE = "owner"
 # Calendar conflicts block changes where an overlap can hurt people; in dev and the lab,
@@ -161,14 +161,9 @@ def from_document(doc: dict[str, Any], where: str = "policy.yml") -> Policy:
 
 
 def load_policy(root: Path) -> Policy:
-    """Read `policy.yml` at the repository root, through the hardened loader."""
-    path = root / "policy.yml"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"{path}: file not found") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{path}: expected a mapping at the top level")
-    return from_document(doc, str(path.name))
+    """Read `policy.yml` at the repository root: hardened loader, then its schema."""
+    doc = yamlsafe.load_file(root / "policy.yml", "policy.yml")
+    problems = checker(root / "schemas" / "policy.schema.json").problems(doc)
+    if problems:
+        raise ValidationError("policy.yml is invalid", tuple(problems))
+    return from_document(doc.data, "policy.yml")

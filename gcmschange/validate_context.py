@@ -92,11 +92,6 @@ def _load_estate(root: Path) -> Estate:
     return estate.load_estate(root)
 
 
-def _load_policy(root: Path) -> Policy:
-    doc = _schema_checked(root, "policy.yml", "policy.schema.json")
-    return policy.from_document(doc.data, "policy.yml")
-
-
 def _spec(root: Path, path: Path) -> PlaybookSpec:
     rel = str(path.relative_to(root))
     doc = yamlsafe.load_file(path, rel)
@@ -166,7 +161,7 @@ def load_context(root: Path) -> Context:
     return Context(
         root=root,
         estate=the_estate,
-        policy=_load_policy(root),
+        policy=policy.load_policy(root),
         change_schema=checker(root / SCHEMAS / "change-request.schema.json"),
         catalogue=entries,
         specs=specs,

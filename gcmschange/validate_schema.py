@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError as SchemaError
 
 from gcmschange.errors import Problem
 from gcmschange.yamlsafe import Document, NodePath
@@ -53,11 +55,19 @@ def _show(value: Any) -> str:
 
 @dataclass(frozen=True)
 class SchemaChecker:
-    """A schema compiled twice: a fast yes/no and the full error lister."""
+    """A schema compiled twice: a fast yes/no, and (only once needed) the full error lister."""
 
     name: str
+    schema: dict[str, Any]
     is_valid: Callable[[Any], bool]
-    full: Draft202012Validator
+
+    @cached_property
+    def full(self) -> Draft202012Validator:
+        # jsonschema takes about as long to import as validating a thousand valid changes
+        # with the generated code, so only an invalid document pays for it.
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(self.schema)
 
     def problems(self, doc: Document, prefix: NodePath = ()) -> list[Problem]:
         """Every error in `doc` (or in its node at `prefix`), located in the file."""
@@ -87,18 +97,26 @@ def _fast(schema: dict[str, Any]) -> Callable[[Any], bool]:
     return is_valid
 
 
-@cache
 def checker(path: Path) -> SchemaChecker:
-    """The compiled checker for a schema file (compiled once per process)."""
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return SchemaChecker(path.name, _fast(schema), Draft202012Validator(schema))
+    """The compiled checker for a schema file (compiled once per process and content)."""
+    return _compiled(path.name, path.read_text(encoding="utf-8"))
+
+
+@cache
+def _compiled(name: str, text: str) -> SchemaChecker:
+    schema = json.loads(text)
+    return SchemaChecker(name, schema, _fast(schema))
 
 
 def checker_for(schema: dict[str, Any], name: str) -> SchemaChecker:
-    """A checker for an inline schema (a catalogue template's parameters)."""
-    Draft202012Validator.check_schema(schema)
-    return SchemaChecker(name, _fast(schema), Draft202012Validator(schema))
+    """A checker for an inline schema (a catalogue template's parameters).
+
+    Raises `ValueError` naming the first thing wrong when the schema itself is broken.
+    """
+    try:
+        return SchemaChecker(name, schema, _fast(schema))
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise ValueError(f"not a usable JSON Schema: {exc}") from exc
 
 
 def _at(doc: Document, path: NodePath, message: str, *, key: bool = False) -> Problem:
