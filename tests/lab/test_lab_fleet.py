@@ -112,6 +112,12 @@ def test_partition_cuts_a_host_off_and_heal_restores_it(
     assert _cli(root, "lab", "heal", "portal-1") == 0
     assert lab_ssh(root, "portal-1", "true").returncode == 0
 
+    # A partitioned host with a live ssh master once kept its veth for minutes after down.
+    assert _cli(root, "lab", "partition", "portal-1") == 0
+    lab.down(root)
+    assert netns.links(Layout.of(root)) == []
+    assert netns.namespaces(Layout.of(root)) == []
+
 
 def _mounted_anywhere(marker: str) -> list[str]:
     found = []
