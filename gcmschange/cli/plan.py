@@ -1,0 +1,59 @@
+"""`gcmschange plan CHANGE`: check + diff on the real hosts, the plan report, and its digest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from gcmschange.cli import app
+from gcmschange.runner import Progress
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    """A one-line live display on stderr of the host and task the run is at."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    seen: set[str] = set()
+    with console.status("planning: starting ansible") as status:
+
+        def update(host: str, task: str, state: str) -> None:
+            seen.add(host)
+            status.update(f"planning: {len(seen)} host(s) answered; {host}: {task} ({state})")
+
+        yield update
+
+
+@app.root.command("plan", help=app.VERBS["plan"])
+@click.argument("change")
+@click.option(
+    "--output",
+    "verb_output",
+    type=click.Choice(("text", "json", "markdown")),
+    default=None,
+    help="Report format; markdown is the merge-request note.",
+)
+@click.option("--accelerate", is_flag=True, help="Use the Mitogen strategy when installed.")
+def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
+    """Run CHANGE in check + diff mode on its hosts; save the plan and print its digest.
+
+    Exit 0 when every host was planned, 6 when some host was unreachable (incomplete),
+    1 when the change cannot be rendered or a host's check failed.
+    """
+    from gcmschange import plan, report_plan
+
+    ctx = app.get_context(verb_output)
+    output = ctx.output
+    with _progress(output == "text") as progress:
+        result = plan.run_plan(ctx.repo, change, progress=progress, accelerate=accelerate)
+    click.echo(report_plan.report(result, output))
+    if not result.complete and output != "json":
+        missing = [h for s in ("unreachable", "failed") for h in result.named(s)]
+        click.echo(f"gcmschange: plan incomplete: {', '.join(missing)}", err=True)
+    return int(result.exit_code)
