@@ -258,7 +258,13 @@ def test_approval_of_another_change_replayed_here_is_refused(
 def _retarget(lab: Lab, change: str, new_id: str, **fields: object) -> None:
     path = lab.root / "changes" / f"{change}.yaml"
     doc = yaml.safe_load(path.read_text())
-    doc.update(id=new_id, **fields)
+    # A short window outside any freeze, as prod and staging policy demand.
+    window = {
+        "start": "2027-03-10T22:00:00",
+        "end": "2027-03-11T02:00:00",
+        "timezone": "America/Toronto",
+    }
+    doc.update(id=new_id, window=window, **fields)
     (lab.root / "changes" / f"{new_id}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     commit_all(lab.root, f"{new_id}")
 
@@ -266,13 +272,13 @@ def _retarget(lab: Lab, change: str, new_id: str, **fields: object) -> None:
 def test_staging_approval_replayed_for_prod_is_refused(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _retarget(lab, "CHG-LAB-0001", "CHG-2026-0100", environment="staging", systems=["portal"])
-    code, _, err = lab.approve(capsys, "CHG-2026-0100", "owner-portal")
+    _retarget(lab, "CHG-LAB-0001", "CHG-PROD-0100", environment="staging", systems=["portal"])
+    code, _, err = lab.approve(capsys, "CHG-PROD-0100", "owner-portal")
     assert code == 0, err
-    _retarget(lab, "CHG-2026-0100", "CHG-2026-0100", environment="prod")
-    lab.approve(capsys, "CHG-2026-0100", "cab-carol")
+    _retarget(lab, "CHG-PROD-0100", "CHG-PROD-0100", environment="prod")
+    lab.approve(capsys, "CHG-PROD-0100", "cab-carol")
     refused(
-        lab, capsys, "CHG-2026-0100", "approves environment 'staging'; CHG-2026-0100 targets 'prod'"
+        lab, capsys, "CHG-PROD-0100", "approves environment 'staging'; CHG-PROD-0100 targets 'prod'"
     )
 
 
@@ -357,12 +363,12 @@ def test_role_not_held_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) 
 def test_prod_normal_change_without_change_board_is_refused(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _retarget(lab, "CHG-LAB-0001", "CHG-2026-0200", environment="prod")
-    approve_owners(lab, capsys, "CHG-2026-0200")
-    out = refused(lab, capsys, "CHG-2026-0200", "change-board: no approval")
-    assert "CHG-2026-0200 (prod, digest" in out
-    lab.approve(capsys, "CHG-2026-0200", "cab-carol")
-    assert gate(lab, capsys, "CHG-2026-0200")[0] == 0
+    _retarget(lab, "CHG-LAB-0001", "CHG-PROD-0200", environment="prod")
+    approve_owners(lab, capsys, "CHG-PROD-0200")
+    out = refused(lab, capsys, "CHG-PROD-0200", "change-board: no approval")
+    assert "CHG-PROD-0200 (prod, digest" in out
+    lab.approve(capsys, "CHG-PROD-0200", "cab-carol")
+    assert gate(lab, capsys, "CHG-PROD-0200")[0] == 0
 
 
 def test_a_nonce_used_twice_flags_both_files(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
@@ -382,23 +388,23 @@ def test_emergency_change_passes_on_one_approval_and_owes_a_review(
     _retarget(
         lab,
         "CHG-LAB-0001",
-        "CHG-2026-0300",
+        "CHG-PROD-0300",
         environment="prod",
         type="emergency",
-        incident="INC-42",
+        incident="INC-2026-0042",
     )
-    code, _, err = lab.approve(capsys, "CHG-2026-0300", "cab-carol")
+    code, _, err = lab.approve(capsys, "CHG-PROD-0300", "cab-carol")
     assert code == 0, err
-    code, out = gate(lab, capsys, "CHG-2026-0300")
+    code, out = gate(lab, capsys, "CHG-PROD-0300")
     assert code == 0, out
-    change = load_change(lab.root, "CHG-2026-0300")
-    digest = lab.digest("CHG-2026-0300")
+    change = load_change(lab.root, "CHG-PROD-0300")
+    digest = lab.digest("CHG-PROD-0300")
     later = datetime.now(UTC) + timedelta(days=6)
     overdue = approvals.check_gate(lab.root, change, digest, now=later).review
     assert overdue is not None
     assert overdue.overdue
-    assert "post-implementation review: due" in lab.run(capsys, "approvals", "CHG-2026-0300")[1]
-    code, _, err = lab.approve(capsys, "CHG-2026-0300", "cab-dave", "--role", "review")
+    assert "post-implementation review: due" in lab.run(capsys, "approvals", "CHG-PROD-0300")[1]
+    code, _, err = lab.approve(capsys, "CHG-PROD-0300", "cab-dave", "--role", "review")
     assert code == 0, err
     done = approvals.check_gate(lab.root, change, digest, now=later).review
     assert done is not None
