@@ -77,7 +77,7 @@ def _context(data: SiteData, lang: str, page: str) -> dict[str, Any]:
         "data": data,
         "page": page,
         "site_root": site_root,
-        "lang_root": site_root + PREFIX[lang],
+        "lang_root": "../" * page.count("/"),
         "switch_href": site_root + PREFIX[OTHER[lang]] + page,
         "t": lambda key: sitetext.text(lang, key),
         "when": lambda moment, zone: sitetext.when(lang, moment, zone),
@@ -107,16 +107,13 @@ def _pages(data: SiteData) -> list[tuple[str, str, SiteData, dict[str, Any]]]:
 
 
 def _calendars(data: SiteData) -> dict[str, bytes]:
-    name = f"{data.estate.name_en} / {data.estate.name_fr}"
-    files = {"calendar/all.ics": sitefeeds.calendar(data, data.planned, name)}
-    for sid, system in data.estate.systems.items():
+    files = {"calendar/all.ics": sitefeeds.ical(data, data.planned)}
+    for sid in data.estate.systems:
         mine = tuple(e for e in data.planned if sid in e.affected)
-        label = f"{system.name_en} / {system.name_fr}"
-        files[f"calendar/system-{sid}.ics"] = sitefeeds.calendar(data, mine, label)
-    for pid, partner in data.estate.partners.items():
+        files[f"calendar/system-{sid}.ics"] = sitefeeds.ical(data, mine)
+    for pid in data.estate.partners:
         mine = tuple(e for e in data.planned if pid in e.partners)
-        label = f"{partner.name_en} / {partner.name_fr}"
-        files[f"calendar/partner-{pid}.ics"] = sitefeeds.calendar(data, mine, label)
+        files[f"calendar/partner-{pid}.ics"] = sitefeeds.ical(data, mine)
     return files
 
 

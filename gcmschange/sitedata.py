@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from gcmschange import siterecords
-from gcmschange.changes import load_change
-from gcmschange.errors import GcmsError
+from gcmschange import siterecords, yamlsafe
+from gcmschange.changes import from_document, load_change
+from gcmschange.errors import GcmsError, ValidationError
 from gcmschange.estate import Estate, load_estate
 from gcmschange.incidents import Incident
 from gcmschange.model import ChangeRequest
@@ -162,13 +162,28 @@ def incident_event(estate: Estate, incident: Incident, now: datetime) -> Event:
     )
 
 
+def _lenient(root: Path, path: Path) -> ChangeRequest:
+    rel = str(path.relative_to(root))
+    return from_document(yamlsafe.load_file(path, rel).data, rel)
+
+
 def load_changes(root: Path) -> list[ChangeRequest]:
-    """Every readable change request; one the site cannot read is left to `validate`."""
+    """Every change request the site can describe.
+
+    A change that ran stays in the history even if it no longer validates (a later change
+    may conflict with its window, say), so a file validation refuses is read as written;
+    only one that cannot be read at all is left out, for `validate` to report.
+    """
     found = []
     for path in sorted((root / "changes").glob("*.yaml")):
         try:
             found.append(load_change(root, str(path.relative_to(root))))
-        except (GcmsError, KeyError, TypeError, ValueError):
+        except ValidationError:
+            try:
+                found.append(_lenient(root, path))
+            except (GcmsError, KeyError, TypeError, ValueError, AttributeError):
+                continue
+        except GcmsError:
             continue
     return found
 

@@ -10,46 +10,37 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree as ET
+from zoneinfo import ZoneInfo
 
-import icalendar
-
+from gcmschange import calendar
 from gcmschange.sitedata import Event, Measure, SiteData
 from gcmschange.sitetext import text
 
 ATOM = "http://www.w3.org/2005/Atom"
-PRODID = "-//gcmschange//status site//EN"
 
 
-def _vevent(event: Event, data: SiteData) -> icalendar.Event:
-    vevent = icalendar.Event()
-    vevent.add("uid", f"{event.ref}@gcmschange")
-    vevent.add("dtstamp", data.now)
-    vevent.add("dtstart", event.start)
-    vevent.add("dtend", event.end or event.start)
-    vevent.add("summary", f"{event.ref}: {event.title_en} / {event.title_fr}")
-    impact = f"{text('en', 'impact.' + event.level)} / {text('fr', 'impact.' + event.level)}"
-    lines = [impact, event.description_en, event.description_fr]
-    systems = [data.estate.systems[s] for s in event.affected if s in data.estate.systems]
-    lines.append("; ".join(f"{s.name_en} / {s.name_fr}" for s in systems))
-    vevent.add("description", "\n".join(line for line in lines if line))
-    vevent.add("categories", [event.level])
-    vevent.add("status", "CONFIRMED")
-    vevent.add("transp", "OPAQUE")
-    return vevent
+def _entry_of(event: Event) -> calendar.Entry:
+    zone = ZoneInfo(event.timezone)
+    end = event.end or event.start
+    return calendar.Entry(
+        uid=f"{event.ref}@gcmschange",  # the change calendar's uid: one event per change
+        ref=event.ref,
+        title=f"{event.title_en} / {event.title_fr}",
+        status="approved",
+        environments=(),
+        systems=event.affected,
+        start=event.start.astimezone(zone),
+        end=end.astimezone(zone),
+        timezone=event.timezone,
+        impact=event.level,
+        partners=event.partners,
+    )
 
 
-def calendar(data: SiteData, events: tuple[Event, ...], name: str) -> bytes:
-    """An RFC 5545 calendar of `events`, times in each change's own zone (with VTIMEZONE)."""
-    cal = icalendar.Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("x-wr-calname", name)
-    for event in events:
-        cal.add_component(_vevent(event, data))
-    cal.add_missing_timezones()
-    ical: bytes = cal.to_ical()
-    return ical
+def ical(data: SiteData, events: tuple[Event, ...]) -> bytes:
+    """RFC 5545 bytes for `events`, through the change calendar's own writer (DST-correct)."""
+    entries = tuple(_entry_of(e) for e in events)
+    return calendar.to_ical(calendar.ChangeCalendar(None, entries, (), ()), now=data.now)
 
 
 def _atom_time(moment: datetime) -> str:
