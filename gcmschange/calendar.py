@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from gcmschange import yamlsafe
 from gcmschange.approval_files import change_dir as approvals_dir
-from gcmschange.changes import load_change
-from gcmschange.errors import GcmsError, InvalidInputError, Location, Problem
+from gcmschange.changes import find_change_file, from_document, load_change
+from gcmschange.errors import GcmsError, InvalidInputError, Location, Problem, ValidationError
 from gcmschange.estate import Estate, load_estate
 from gcmschange.model import ChangeRequest
 from gcmschange.policy import Freeze, load_policy
@@ -96,18 +97,42 @@ def _freeze_entry(index: int, freeze: Freeze) -> Entry:
     )
 
 
+def filed_change(root: Path, ref: str) -> tuple[ChangeRequest, str]:
+    """The change as validated, or else as filed, with the first reason validation refused it.
+
+    The calendar and the evidence must show changes that validation refuses (a change in a
+    freeze, or overlapping another, is exactly what they are for), so a refusal is not fatal
+    as long as the document has the shape of a change request.
+    """
+    try:
+        return load_change(root, ref), ""
+    except ValidationError as refused:
+        reason = str(refused.problems[0]) if refused.problems else refused.message
+        path = find_change_file(root, ref)
+        display = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        data = yamlsafe.load_file(path, display).data
+        if not isinstance(data, dict):
+            raise
+        try:
+            return from_document(data, display), reason
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(f"{display}: not a change request ({reason})") from exc
+
+
 def _load_changes(root: Path) -> tuple[list[ChangeRequest], list[Problem]]:
     changes, problems = [], []
     files = sorted([*(root / "changes").glob("*.yaml"), *(root / "changes").glob("*.yml")])
     for path in files:
         where = Location(file=str(path.relative_to(root)))
         try:
-            changes.append(load_change(root, str(path)))
+            change, refused = filed_change(root, str(path))
         except GcmsError as exc:
             problems.append(Problem(exc.message, where, code="unreadable", severity="warning"))
-        except (KeyError, TypeError, ValueError) as exc:
-            reason = f"not a valid change request ({type(exc).__name__}: {exc}); left out"
-            problems.append(Problem(reason, where, code="unreadable", severity="warning"))
+            continue
+        changes.append(change)
+        if refused:
+            message = f"listed, but validation refuses it: {refused}"
+            problems.append(Problem(message, where, code="invalid", severity="warning"))
     return changes, problems
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from gcmschange import audit
 from gcmschange.approval_files import change_dir as approvals_dir
-from gcmschange.changes import load_change
+from gcmschange.calendar import filed_change
 from gcmschange.estate import load_estate
 from gcmschange.evidence_archive import BundleReport, verify_bundle, write_bundle
 from gcmschange.model import ChangeRequest
@@ -175,7 +175,7 @@ def _collect(root: Path, change: ChangeRequest) -> tuple[dict[str, bytes], list[
 
 def build_bundle(root: Path, ref: str, out: Path) -> BundleResult:
     """Write the evidence bundle of change `ref` to `out` (a .tar.gz) and record it."""
-    change = load_change(root, ref)
+    change, refused = filed_change(root, ref)
     secrets = secret_values(root, change)
     collected, skipped = _collect(root, change)
     files: dict[str, bytes] = {}
@@ -184,7 +184,12 @@ def build_bundle(root: Path, ref: str, out: Path) -> BundleResult:
         files[name], cut = _truncate(name, mask_bytes(data, secrets))
         if cut:
             truncated.append(name)
-    extra = {"truncated": truncated, "skipped": skipped, "limits": [FIELD_LIMIT, FILE_LIMIT]}
+    extra = {
+        "validation": refused or "valid",
+        "truncated": truncated,
+        "skipped": skipped,
+        "limits": [FIELD_LIMIT, FILE_LIMIT],
+    }
     files["summary.json"] = mask_bytes(_summary(root, change, extra), secrets)
     digest = write_bundle(out, f"evidence-{change.id}", files)
     details = {"file": str(out), "manifest_sha256": digest, "members": len(files) + 1}

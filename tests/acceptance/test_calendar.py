@@ -136,6 +136,9 @@ def test_conflicts_on_related_systems_and_freezes(
         (DST_CHANGE, "CHG-PRD-0101"): "overlapping windows on related systems: batch ~ db_proxy",
         ("CHG-PRD-0103", "Year-end freeze / Gel de fin d'année"): "CHG-PRD-0103 falls in freeze",
     }
+    # Validation refuses a change in a freeze; the calendar still lists it, and says so.
+    refused = [p for p in payload["problems"] if p["file"] == "changes/CHG-PRD-0103.yaml"]
+    assert refused and refused[0]["message"].startswith("listed, but validation refuses it:")
     assert main(["--repo", str(prod_repo), "calendar", "--env", "prod", "--strict"]) == 1
     text = capsys.readouterr().out
     assert "Conflicts: 2" in text and "CHG-PRD-0100 x CHG-PRD-0101" in text
