@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from gcmschange import siterecords, yamlsafe
+from gcmschange.audit import AuditEvent
 from gcmschange.changes import from_document, load_change
 from gcmschange.errors import GcmsError, ValidationError
 from gcmschange.estate import Estate, load_estate
@@ -269,7 +270,7 @@ def gather(root: Path, now: datetime | None = None) -> SiteData:
     return SiteData(
         now=moment,
         estate=estate,
-        systems=system_states(estate, current, siterecords.checks(log)),
+        systems=system_states(estate, current, _checks(log, changes)),
         planned=_planned(root, estate, changes.values(), {r.change for r in runs}, moment),
         current=current,
         history=history,
@@ -281,3 +282,9 @@ def gather(root: Path, now: datetime | None = None) -> SiteData:
 def _newest_first(event: Event) -> tuple[float, str]:
     end = event.end or event.start
     return (-end.timestamp(), event.ref)
+
+
+def _checks(
+    log: list[AuditEvent], changes: dict[str, ChangeRequest]
+) -> dict[str, siterecords.CheckResult]:
+    return siterecords.checks(log, {cid: c.systems for cid, c in changes.items()})

@@ -19,21 +19,21 @@ from gcmschange.errors import GcmsError
 from gcmschange.incidents import Incident, read_incidents
 from gcmschange.model import ChangeRequest
 
-# The apply engine's events (gcmschange/apply.py): a run starts, then ends one of these ways.
-RUN_STARTED = frozenset({"apply.started", "run.started"})
-RUN_COMPLETED = frozenset({"apply.completed", "apply.finished", "run.completed"})
-RUN_ROLLED_BACK = frozenset({"rollback.completed", "rollback.finished", "apply.rolled_back"})
-RUN_FAILED = frozenset({"rollback.failed", "apply.failed"})
-# An `apply.finished` whose outcome names a rollback ended in one, whatever its name.
-ROLLED_BACK_OUTCOMES = frozenset({"rolled_back", "rolled-back"})
-FAILED_OUTCOMES = frozenset({"failed", "rollback_failed", "error"})
-# Verification and drift results; details may name the systems ("systems" or "system").
-CHECK_EVENTS = ("verify.", "drift.")
+# The apply engine's events (gcmschange/apply.py): `{kind}.started` opens a run (apply,
+# resume, rollback); `{kind}.finished` with one of its final outcomes closes it. A
+# `rollback.finished` with outcome ok/failed is the rollback *step* inside a run, not its end.
+RUN_STARTED = frozenset({"apply.started", "resume.started", "rollback.started"})
+RUN_FINISHED = frozenset({"apply.finished", "resume.finished", "rollback.finished"})
+# Final outcome -> what the site calls it. A failed rollback keeps its locks and awaits
+# `resume`, so the site keeps the run open (under change) rather than calling it over.
+FINAL_OUTCOMES = {"applied": "completed", "rolled_back": "rolled_back"}
+STILL_OPEN_OUTCOMES = frozenset({"rollback_failed"})
+# Verification and drift results: `verified` (apply.verify_change) names its change, whose
+# systems it covers; a drift event may name systems in its details ("systems" or "system").
+CHECK_EVENTS = frozenset({"verified"})
+CHECK_PREFIXES = ("drift.",)
 CHECK_PASSED = frozenset({"ok", "passed", "clean"})
 
-COMPLETED = "completed"
-ROLLED_BACK = "rolled_back"
-FAILED = "failed"
 IN_PROGRESS = "in_progress"
 
 
@@ -44,7 +44,7 @@ class Run:
     change: str
     start: datetime
     end: datetime | None
-    outcome: str  # COMPLETED, ROLLED_BACK, FAILED or IN_PROGRESS
+    outcome: str  # "completed", "rolled_back" or IN_PROGRESS
 
 
 @dataclass(frozen=True)
@@ -61,19 +61,16 @@ def event_time(event: AuditEvent) -> datetime:
 
 
 def _ending(event: AuditEvent) -> str | None:
-    if event.event in RUN_ROLLED_BACK or event.outcome in ROLLED_BACK_OUTCOMES:
-        return ROLLED_BACK
-    if event.event in RUN_FAILED or (
-        event.event in RUN_COMPLETED and event.outcome in FAILED_OUTCOMES
-    ):
-        return FAILED
-    if event.event in RUN_COMPLETED:
-        return COMPLETED
+    if event.event in RUN_FINISHED:
+        return FINAL_OUTCOMES.get(event.outcome)
     return None
 
 
 def runs(events: Iterable[AuditEvent]) -> list[Run]:
-    """Every apply run in the log; a run with no ending event is still in progress."""
+    """Every apply run in the log; a run with no final event is still in progress.
+
+    A resume, or a rollback of an interrupted run, continues the open run (same start).
+    """
     open_runs: dict[str, datetime] = {}
     done: list[Run] = []
     for event in events:
@@ -99,13 +96,16 @@ def _systems_of(event: AuditEvent) -> tuple[str, ...]:
     return ()
 
 
-def checks(events: Iterable[AuditEvent]) -> dict[str, CheckResult]:
+def checks(
+    events: Iterable[AuditEvent], systems_of_change: dict[str, tuple[str, ...]]
+) -> dict[str, CheckResult]:
     """The latest verification/drift result per system (later events replace earlier)."""
     latest: dict[str, CheckResult] = {}
     for event in events:
-        if not event.event.startswith(CHECK_EVENTS):
+        if event.event not in CHECK_EVENTS and not event.event.startswith(CHECK_PREFIXES):
             continue
-        for system in _systems_of(event):
+        named = _systems_of(event) or systems_of_change.get(event.change or "", ())
+        for system in named:
             latest[system] = CheckResult(system, event_time(event), event.outcome in CHECK_PASSED)
     return latest
 

@@ -94,14 +94,16 @@ def _approve_planned(root: Path, tmp: Path) -> None:
 
 
 def _apply_runs(root: Path) -> None:
-    # The apply engine's audit events, as the site's adapter (siterecords) reads them.
-    audit.record(root, "apply.started", change="CHG-SITE-0001", digest="d" * 64)
-    audit.record(root, "apply.started", change="CHG-SITE-0002", digest="e" * 64)
+    # The apply engine's audit events (gcmschange/apply.py), as it records them.
+    run = {"run": "r1", "hosts": ["h"]}
+    audit.record(root, "apply.started", change="CHG-SITE-0001", digest="d" * 64, details=run)
+    audit.record(root, "apply.started", change="CHG-SITE-0002", digest="e" * 64, details=run)
     time.sleep(1.1)  # so each run lasts at least a second
-    audit.record(root, "apply.completed", change="CHG-SITE-0001", digest="d" * 64)
-    audit.record(
-        root, "rollback.completed", outcome="rolled_back", change="CHG-SITE-0002", digest="e" * 64
-    )
+    audit.record(root, "wave.finished", change="CHG-SITE-0001", digest="d" * 64)
+    audit.record(root, "apply.finished", outcome="applied", change="CHG-SITE-0001", digest="d" * 64)
+    audit.record(root, "wave.finished", outcome="failed", change="CHG-SITE-0002")
+    audit.record(root, "rollback.finished", outcome="ok", change="CHG-SITE-0002")
+    audit.record(root, "apply.finished", outcome="rolled_back", change="CHG-SITE-0002")
 
 
 def _incidents(root: Path, real_now: datetime) -> None:
@@ -255,7 +257,7 @@ def _expected_downtime(root: Path) -> tuple[dict[str, list[int]], dict[str, list
         moment = datetime.fromisoformat(entry["time"])
         if entry["event"] == "apply.started":
             starts[entry["change"]] = moment
-        elif entry["event"] in ("apply.completed", "rollback.completed"):
+        elif entry["event"] == "apply.finished":
             start = starts.pop(entry["change"])
             found.append((start, int((moment - start).total_seconds()), systems[entry["change"]]))
     for line in (root / ".gcmschange" / "incidents.jsonl").read_text("utf-8").splitlines():
