@@ -118,3 +118,21 @@ _host_verb("crash", lab.crash, "Kill a host's PID 1: the whole host dies at once
 _host_verb("start", lab.start, "Start a crashed host again (same data, key and address).")
 _host_verb("partition", lab.partition, "Cut a host's network link (netns mode only).")
 _host_verb("heal", lab.heal, "Restore a partitioned host's network link.")
+
+
+@lab_group.command("converge")
+@click.option("--hosts", default="", help="Comma-separated lab hosts (default: all).")
+@app.output_option
+def converge_cmd(hosts: str, verb_output: str | None) -> None:
+    """Push the estate's standard configuration (as committed) to the lab hosts."""
+    from gcmschange.converge import converge
+
+    ctx = app.get_context(verb_output)
+    wanted = [h.strip() for h in hosts.split(",") if h.strip()] or None
+    began = time.monotonic()
+    result = converge(ctx.repo, "lab", hosts=wanted)
+    seconds = round(time.monotonic() - began, 1)
+    audit.record(ctx.repo, "lab.converge", details={"hosts": sorted(result.hosts)})
+    changed = len(result.changed_hosts)
+    text = f"lab converged: {len(result.hosts)} hosts, {changed} changed, in {seconds}s"
+    app.emit(ctx, {"ok": True, "hosts": sorted(result.hosts), "changed": changed}, text)
