@@ -128,7 +128,11 @@ def approved(root: Path, change: ChangeRequest, now: datetime) -> bool:
     informs, it never authorises, and apply checks the gate itself.
     """
     from gcmschange import approvals, pipeline
+    from gcmschange.policy import load_policy, required_roles
 
+    folder = root / APPROVALS_DIR / change.id
+    if not folder.is_dir() and required_roles(load_policy(root), change):
+        return False  # needs approvals and has none: no need to render it to know
     try:
         digest = pipeline.prepare(root, change.path or change.id).digest
     except GcmsError:
