@@ -1,0 +1,114 @@
+"""The plan as ONE merge-request note, created once and then edited in place.
+
+Every plan job of a merge request would otherwise add a note, and reviewers would have to
+find the latest. A hidden marker naming the change (`<!-- gcmschange:plan CHG-... -->`) at
+the top of the note finds the one to edit; a merge request with two changes gets one note
+each. python-gitlab is imported only in `connect`, so nothing else pays for it; the rest
+works on the small slice of its objects described by the protocols below, which fakes fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from gcmschange.errors import ExternalError
+
+# GitLab refuses notes longer than 1,000,000 characters; keep room for the marker and footer.
+MAX_BODY = 999_000
+TRUNCATED = (
+    "\n\n---\n_The plan is longer than a GitLab note allows and was cut here; the whole plan "
+    "is the `plan` job's artifact._\n"
+)
+
+
+class Note(Protocol):
+    id: int
+    body: str
+
+    def save(self) -> None: ...
+
+
+class NotesManager(Protocol):
+    def list(self, **kwargs: Any) -> Iterable[Note]: ...
+
+    def create(self, data: dict[str, Any]) -> Note: ...
+
+
+class MergeRequest(Protocol):
+    @property
+    def notes(self) -> NotesManager: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to post: a GitLab server, a token that may write notes, a project and an MR."""
+
+    url: str
+    token: str
+    project: str  # id or full path
+    mr_iid: int
+
+
+@dataclass(frozen=True)
+class NoteResult:
+    action: str  # "created", "updated", "unchanged" or "skipped"
+    note_id: int | None = None
+    reason: str = ""
+
+
+def marker(change_id: str) -> str:
+    return f"<!-- gcmschange:plan {change_id} -->"
+
+
+def note_body(change_id: str, markdown: str) -> str:
+    """The note's text: the marker line, then the plan, cut to what GitLab accepts."""
+    head = marker(change_id) + "\n"
+    room = MAX_BODY - len(head)
+    text = markdown if len(markdown) <= room else markdown[: room - len(TRUNCATED)] + TRUNCATED
+    return head + text
+
+
+def find_note(notes: Iterable[Note], change_id: str) -> Note | None:
+    """The first note that starts with this change's marker (an edited-out marker loses it)."""
+    tag = marker(change_id)
+    return next((n for n in notes if n.body.lstrip().startswith(tag)), None)
+
+
+def upsert(mr: MergeRequest, change_id: str, markdown: str) -> NoteResult:
+    """Create the change's plan note, or edit the existing one when its text differs."""
+    body = note_body(change_id, markdown)
+    existing = find_note(mr.notes.list(iterator=True), change_id)
+    if existing is None:
+        created = mr.notes.create({"body": body})
+        return NoteResult("created", created.id)
+    if existing.body == body:
+        return NoteResult("unchanged", existing.id)
+    existing.body = body
+    existing.save()
+    return NoteResult("updated", existing.id)
+
+
+def connect(target: Target) -> MergeRequest:
+    """The merge request `target` names, through python-gitlab (one request)."""
+    import gitlab
+
+    client = gitlab.Gitlab(target.url, private_token=target.token)
+    project = client.projects.get(target.project, lazy=True)
+    return cast(MergeRequest, project.mergerequests.get(target.mr_iid))
+
+
+def post_plan(target: Target, change_id: str, markdown: str) -> NoteResult:
+    """Post or update the plan note on GitLab; any failure of GitLab is one `ExternalError`."""
+    import gitlab
+    import requests
+
+    where = f"{target.url} {target.project}!{target.mr_iid}"
+    try:
+        return upsert(connect(target), change_id, markdown)
+    except gitlab.exceptions.GitlabError as exc:
+        raise ExternalError(f"GitLab {where}: cannot post the plan note: {exc}") from exc
+    except requests.exceptions.RequestException as exc:
+        reason = type(exc).__name__
+        raise ExternalError(f"GitLab {where}: cannot reach the server ({reason})") from exc
