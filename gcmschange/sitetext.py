@@ -57,7 +57,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "col.end": ("End", "Fin"),
     "col.duration": ("Duration", "Durée"),
     "col.outcome": ("Outcome", "Résultat"),
-    "col.impact": ("Expected impact", "Impact prévu"),
+    "col.impact": ("Impact", "Impact"),
     "col.affected": ("Systems affected", "Systèmes touchés"),
     "col.partners": ("Partners affected", "Partenaires touchés"),
     "col.month": ("Month", "Mois"),
