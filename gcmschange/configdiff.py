@@ -25,8 +25,6 @@ from gcmschange.render import RenderedFile, RenderedSet, render_hosts
 from gcmschange.render_cache import default_cache
 from gcmschange.secrets import mask_text
 
-# What a rendering reads; the rest of the repository plays no part in it.
-ESTATE_PATHS = ("estate.yml", "inventories", "templates", "changes", "playbooks", "roles")
 MAIN_REFS = ("origin/main", "main")
 
 
@@ -86,7 +84,9 @@ def render_at(
     """The rendering of `hosts` of `environment` from the estate as it is at commit `base`."""
     with tempfile.TemporaryDirectory(prefix="gcms-base-") as tmp:
         export = Path(tmp)
-        gitrepo.export_tree(root, base, export, ESTATE_PATHS)
+        # The whole tree: loading the base change validates it against the schemas, policy
+        # and catalogue of its time.
+        gitrepo.export_tree(root, base, export)
         hosts_file = Path("inventories") / environment / "hosts.yml"
         # A generated inventory (the lab's) is not versioned: the base uses today's.
         if not (export / hosts_file).is_file() and (root / hosts_file).is_file():
