@@ -70,6 +70,8 @@ class RunResult:
     unreachable: tuple[str, ...]
     artifacts: Path
     duration_s: float
+    accelerated: bool = False  # the Mitogen strategy ran this playbook
+    notice: str = ""  # one line for the operator, e.g. why the accelerator was not used
 
     @property
     def failed_hosts(self) -> tuple[str, ...]:
@@ -123,8 +125,16 @@ def _ansible_cfg(spec: RunSpec) -> str:
         "nocolor = True",
     ]
     if spec.accelerate:
-        lines += accel.config_lines()
-    lines += ["", "[ssh_connection]", "pipelining = True", "control_path_dir = /tmp/gcmschange-cp"]
+        lines += accel.config_lines()  # empty when Mitogen is missing: the native tuning
+    # One reconnection retry: on a loaded controller a live connection can miss its
+    # keepalives once; a host that is really down still fails within seconds.
+    lines += [
+        "",
+        "[ssh_connection]",
+        "pipelining = True",
+        "control_path_dir = /tmp/gcmschange-cp",
+        "reconnection_retries = 1",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -237,6 +247,7 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         cmdline.append("--check")
     if spec.diff:
         cmdline.append("--diff")
+    accelerated = spec.accelerate and accel.available()
     collector = _Collector(spec, progress)
     started = time.monotonic()
     result = ansible_runner.run(
@@ -272,6 +283,8 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         unreachable=tuple(sorted(set(collector.unreachable) | set(stats.get("dark", {})))),
         artifacts=spec.work_dir / "artifacts",
         duration_s=duration,
+        accelerated=accelerated,
+        notice=accel.MISSING if spec.accelerate and not accelerated else "",
     )
 
 
