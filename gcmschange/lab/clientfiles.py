@@ -65,7 +65,7 @@ def ssh_config(layout: Layout, record: LabRecord) -> str:
   StrictHostKeyChecking yes
   BatchMode yes
   ConnectTimeout 5
-  ServerAliveInterval 2
+  ServerAliveInterval 5
   ServerAliveCountMax 3
   # connection reuse for testinfra's ssh backend (Ansible passes its own ControlPath)
   ControlMaster auto

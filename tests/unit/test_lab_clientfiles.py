@@ -51,7 +51,7 @@ def test_ssh_config_checks_host_keys_strictly_and_reuses_connections(estate_repo
         f"ControlPath {layout.control_dir}/%C",
         "ControlMaster auto",
         "ControlPersist 60s",
-        "ServerAliveInterval 2",
+        "ServerAliveInterval 5",
         "ServerAliveCountMax 3",
         "KexAlgorithms curve25519-sha256",
         f"IdentityFile {layout.key}",
