@@ -6,6 +6,7 @@ without Ansible, because validation and rendering must be fast and must not run 
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +88,13 @@ def find_root(start: Path) -> Path:
     raise InvalidInputError(f"{start}: no estate.yml here or in any parent (use --repo PATH)")
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, sources: list[str] | None = None) -> Any:
     try:
+        text = path.read_text(encoding="utf-8")
+        if sources is not None:
+            sources.append(f"{path.name}\0{text}")
         # libyaml's loader (PyYAML's wheels ship it): every verb reads the estate and inventories.
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+        return yaml.load(text, Loader=yaml.CSafeLoader)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"{path}: file not found") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -143,6 +147,8 @@ class Inventory:
     hosts: dict[str, Host]  # by name
     groups: dict[str, tuple[str, ...]]  # system -> host names, in inventory order
     group_vars: dict[str, dict[str, Any]]  # "all" and per system
+    # SHA-256 of exactly the bytes parsed (render cache key); "" for one built in memory.
+    source_sha256: str = ""
 
     def hosts_of(self, systems: tuple[str, ...]) -> tuple[Host, ...]:
         names = [h for s in systems for h in self.groups.get(s, ())]
@@ -156,13 +162,14 @@ def load_inventory(root: Path, environment: str) -> Inventory:
     if not hosts_file.is_file():
         hint = " (run `gcmschange lab up` first)" if environment == "lab" else ""
         raise InvalidInputError(f"{hosts_file}: inventory not found{hint}")
-    data = _read_yaml(hosts_file) or {}
+    parsed: list[str] = []
+    data = _read_yaml(hosts_file, parsed) or {}
     children = (data.get("all") or {}).get("children") or {}
     group_vars: dict[str, dict[str, Any]] = {}
     gv_dir = env_dir / "group_vars"
     for name in ["all", *children]:
         gv = gv_dir / f"{name}.yml"
-        group_vars[name] = (_read_yaml(gv) or {}) if gv.is_file() else {}
+        group_vars[name] = (_read_yaml(gv, parsed) or {}) if gv.is_file() else {}
     hosts: dict[str, Host] = {}
     groups: dict[str, tuple[str, ...]] = {}
     for system, group in children.items():
@@ -171,4 +178,5 @@ def load_inventory(root: Path, environment: str) -> Inventory:
         for name, hvars in members.items():
             merged = {**group_vars["all"], **group_vars[system], **(hvars or {})}
             hosts[name] = Host(name=name, system=system, vars=merged)
-    return Inventory(environment, hosts_file, hosts, groups, group_vars)
+    source = hashlib.sha256("\0\0".join(parsed).encode("utf-8")).hexdigest()
+    return Inventory(environment, hosts_file, hosts, groups, group_vars, source)
