@@ -12,6 +12,7 @@ depend on the hosts rendered before it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -189,6 +190,9 @@ def _template_position(exc: BaseException, name: str, templates_dir: Path) -> tu
     return file, line
 
 
+_REFERENCE = re.compile(r"\{%[-+]?\s*(include|import|extends|from)\b")
+
+
 def template_files(templates_dir: Path, names: Sequence[str]) -> tuple[Path, ...]:
     """The template files `names` read, with every template they include, import or extend.
 
@@ -206,7 +210,11 @@ def template_files(templates_dir: Path, names: Sequence[str]) -> tuple[Path, ...
             continue
         seen.add(name)
         try:
-            ast = env.parse(path.read_text(encoding="utf-8"))
+            source = path.read_text(encoding="utf-8")
+            # Every reference is one of these tags: without one there is nothing to parse.
+            if not _REFERENCE.search(source):
+                continue
+            ast = env.parse(source)
         except (jinja2.TemplateSyntaxError, UnicodeDecodeError):
             continue  # the renderer reports it with its position
         for ref in jinja2.meta.find_referenced_templates(ast):

@@ -1,0 +1,200 @@
+"""Rendering at scale: 10,000 hosts x one 100-line template.
+
+gcmschange (sandboxed, StrictUndefined, per-host context, a `RenderedSet` at the end) beside
+the practical limit: a plain Jinja2 loop with one reused Environment rendering the same
+template with the same per-host data. Target: within 1.3x. Then the same rendering again
+with no input changed, answered by the render cache: it should do almost no work.
+
+    python -m benchmarks.bench_render [--repeats 3] [--hosts 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from benchmarks.common import Row, alternate, format_table, median, row_from
+from gcmschange.estate import Estate, Inventory, load_estate, load_inventory
+from gcmschange.render import Renderer, render_hosts, shared_context
+from gcmschange.render_cache import RenderCache
+
+HOSTS = 10_000
+TEMPLATE = "web/app.conf.j2"
+MAX_RATIO = 1.3
+# "Almost no work": a cache hit must cost at most a fifth of the plain loop.
+CACHED_MAX_RATIO = 0.2
+
+
+def _template() -> str:
+    """A 100-line configuration template of the usual kind: values, filters, a loop, tests."""
+    head = [
+        "# Managed by gcmschange: {{ gcms_system }} on {{ inventory_hostname }}",
+        "worker_processes {{ workers }};",
+        "events {",
+        "    worker_connections {{ nginx_worker_connections }};",
+        "}",
+        "upstream app {",
+        "{% for u in upstreams %}",
+        "    server {{ u.host }}:{{ u.port }} weight={{ u.weight | default(1) }};",
+        "{% endfor %}",
+        "}",
+        "server {",
+        "    listen {{ port }}{% if tls.enabled %} ssl{% endif %};",
+        "    server_name {{ inventory_hostname }} {{ aliases | join(' ') }};",
+        "    ssl_protocols {{ tls.protocols }};",
+        "    root {{ root_dir }};",
+    ]
+    body = [
+        f"    location /svc{i:02d} {{ proxy_pass http://app/{{{{ service_prefix }}}}/{i}; "
+        f"proxy_read_timeout {{{{ timeout_s * {i % 5 + 1} }}}}s; }}"
+        if i % 3
+        else f"    # setting {i}: {{{{ settings['key{i % 10}'] | upper }}}}"
+        for i in range(80)
+    ]
+    tail = [
+        "    access_log /var/log/nginx/{{ gcms_system }}.log;",
+        "    error_log /var/log/nginx/{{ gcms_system }}.err {{ log_level }};",
+        "}",
+        "# zone {{ zone }} rack {{ rack }}",
+        "# environment {{ gcms_environment }}",
+    ]
+    lines = head + body + tail
+    assert len(lines) == 100, len(lines)
+    return "\n".join(lines) + "\n"
+
+
+def make_estate(root: Path, hosts: int) -> None:
+    (root / "templates/web").mkdir(parents=True)
+    (root / "templates" / TEMPLATE).write_text(_template(), encoding="utf-8")
+    estate = {
+        "version": 1,
+        "environments": ["lab"],
+        "systems": {
+            "web": {
+                "name_en": "Web",
+                "name_fr": "Web",
+                "owner": "owner-web",
+                "configs": [{"template": TEMPLATE, "dest": "/etc/nginx/conf.d/app.conf"}],
+            }
+        },
+    }
+    (root / "estate.yml").write_text(yaml.safe_dump(estate), encoding="utf-8")
+    members = {
+        f"web-{i:05d}": {
+            "ansible_host": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
+            "zone": f"z{i % 3}",
+            "rack": i % 40,
+            "workers": 1 + i % 4,
+        }
+        for i in range(hosts)
+    }
+    inventory = {"all": {"children": {"web": {"hosts": members}}}}
+    inv_dir = root / "inventories/lab"
+    (inv_dir / "group_vars").mkdir(parents=True)
+    (inv_dir / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    group_vars = {
+        "gcms_environment": "lab",
+        "nginx_worker_connections": 512,
+        "upstreams": [{"host": f"app-{n}", "port": 8080 + n, "weight": n + 1} for n in range(4)],
+        "port": 443,
+        "tls": {"enabled": True, "protocols": "TLSv1.2 TLSv1.3"},
+        "aliases": ["www", "app"],
+        "root_dir": "/srv/www",
+        "service_prefix": "api",
+        "timeout_s": 5,
+        "settings": {f"key{n}": f"value{n}" for n in range(10)},
+        "log_level": "warn",
+    }
+    (inv_dir / "group_vars/all.yml").write_text(yaml.safe_dump(group_vars), encoding="utf-8")
+
+
+def plain_loop(estate: Estate, inventory: Inventory, variables: dict[str, Any]) -> list[str]:
+    """The practical limit: one Environment, one compiled template, one render per host."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(estate.root / "templates")),
+        # Configuration, not HTML: nothing is escaped, as on the gcmschange side.
+        autoescape=jinja2.select_autoescape(enabled_extensions=(), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = env.get_template(TEMPLATE)
+    shared = shared_context(inventory)
+    return [
+        template.render(
+            {
+                **host.vars,
+                **variables,
+                "inventory_hostname": host.name,
+                "gcms_system": host.system,
+                **shared,
+            }
+        )
+        for host in inventory.hosts.values()
+    ]
+
+
+def run(repeats: int = 3, hosts: int = HOSTS) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="gcms-bench-render-") as tmp:
+        root = Path(tmp)
+        make_estate(root, hosts)
+        estate, inventory = load_estate(root), load_inventory(root, "lab")
+        targets = tuple(inventory.hosts.values())
+        variables = {"nginx_worker_connections": 1024}
+        cache = RenderCache(root / ".gcmschange/cache/render")
+
+        def ours() -> object:
+            return render_hosts(estate, inventory, targets, variables, Renderer(root / "templates"))
+
+        def cached() -> object:
+            renderer = Renderer(root / "templates")
+            return render_hosts(estate, inventory, targets, variables, renderer, cache=cache)
+
+        def peer() -> object:
+            return plain_loop(estate, inventory, variables)
+
+        expected = [f.content for f in render_hosts(estate, inventory, targets, variables).files]
+        assert expected == plain_loop(estate, inventory, variables), "sides render differently"
+        cached()  # fills the cache
+        cold_ours, cold_peer = alternate(ours, peer, repeats)
+        warm_ours, warm_peer = alternate(cached, peer, repeats)
+        return [
+            _row(f"render {hosts} hosts", cold_ours, cold_peer, MAX_RATIO),
+            _row(
+                f"render {hosts} hosts, no change (cache)", warm_ours, warm_peer, CACHED_MAX_RATIO
+            ),
+        ]
+
+
+def _row(case: str, ours: list[float], peer: list[float], max_ratio: float) -> dict[str, Any]:
+    return Row(
+        case=case,
+        gcmschange_s=median(ours),
+        peer="plain Jinja2 loop, one Environment",
+        peer_s=median(peer),
+        target=f"ratio <= {max_ratio:g}",
+        max_ratio=max_ratio,
+        runs={"gcmschange": ours, "peer": peer},
+    ).as_dict()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_render")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hosts", type=int, default=HOSTS)
+    args = parser.parse_args(argv)
+    rows = run(args.repeats, args.hosts)
+    print(format_table([row_from(r) for r in rows]))
+    return 0 if all(r["met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
