@@ -134,7 +134,10 @@ def _standard(r: _Rules) -> catalogue.CatalogueEntry | None:
             "catalogue",
         )
     if r.ok("parameters"):
-        r.found.extend(entry.parameters.problems(r.doc, ("parameters",)))
+        problems = entry.parameters.problems(r.doc, ("parameters",))
+        r.found.extend(problems)
+        if problems:  # the template's bounds already said what is wrong with them
+            return None
     return entry
 
 
@@ -216,7 +219,7 @@ def _emergency(r: _Rules) -> None:
     required = r.ctx.policy.emergency.requires_incident
     if required and r.data.get("type") == "emergency" and "incident" not in r.data:
         message = "an emergency change must name the incident it answers (incident: INC-...)"
-        r.add((), message, "policy")
+        r.add(("type",), message, "policy")
 
 
 def _moments(r: _Rules) -> tuple[datetime, datetime] | None:

@@ -78,12 +78,28 @@ class Document:
 
 
 class _RefusedError(Exception):
-    def __init__(self, code: str, message: str, mark: Any = None) -> None:
+    def __init__(
+        self, code: str, message: str, mark: Any = None, *, path: NodePath | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.line = (mark.line + 1) if mark is not None else 0
         self.column = (mark.column + 1) if mark is not None else 0
+        self.path = path
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """A position found in the raw bytes, shaped like a parser mark (0-based)."""
+
+    line: int
+    column: int
+
+    @classmethod
+    def at(cls, raw: bytes, offset: int) -> _Mark:
+        line_start = raw.rfind(b"\n", 0, offset) + 1
+        return cls(raw.count(b"\n", 0, offset), offset - line_start)
 
 
 def _plain_scalar(value: str) -> Any:
@@ -136,6 +152,15 @@ class _Builder:
             self._open(event)
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             self._close()
+
+    def where(self) -> NodePath:
+        """The path of the node being read when a refusal interrupts."""
+        if not self.stack:
+            return ()
+        container, base, pending = self.stack[-1][:3]
+        if isinstance(container, list):
+            return (*base, len(container))
+        return (*base, pending) if pending is not None else base
 
     def _open(self, event: Any) -> None:
         tag = event.tag
@@ -194,9 +219,8 @@ class _Builder:
             raise _RefusedError("key-type", message, mark)
         seen: dict[str, int] = frame[3]
         if key in seen:
-            raise _RefusedError(
-                "duplicate-key", f"duplicate key '{key}' (first at line {seen[key]})", mark
-            )
+            message = f"duplicate key '{key}' (first at line {seen[key]})"
+            raise _RefusedError("duplicate-key", message, mark, path=(*frame[1], key))
         seen[key] = mark.line + 1
         frame[2] = key
         self.key_positions[(*frame[1], key)] = (mark.line + 1, mark.column + 1)
@@ -211,15 +235,13 @@ def _check_bytes(raw: bytes) -> bytes:
         )
     nul = raw.find(b"\x00")
     if nul >= 0:
-        raise _RefusedError("binary", f"binary content (NUL byte at offset {nul}), not YAML text")
+        message = f"binary content (NUL byte at offset {nul}), not YAML text"
+        raise _RefusedError("binary", message, _Mark.at(raw, nul))
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        bad = raw[exc.start]
-        raise _RefusedError(
-            "encoding", f"not UTF-8 (byte 0x{bad:02x} at offset {exc.start}, line {line})"
-        ) from exc
+        message = f"not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        raise _RefusedError("encoding", message, _Mark.at(raw, exc.start)) from exc
     return raw.removeprefix(b"\xef\xbb\xbf")
 
 
@@ -228,7 +250,12 @@ def _parse(raw: bytes, file: str) -> Document:
     parser = _Parser(_check_bytes(raw))
     try:
         while parser.check_event():
-            builder.feed(parser.get_event())
+            event = parser.get_event()
+            try:
+                builder.feed(event)
+            except _RefusedError as refused:
+                refused.path = builder.where() if refused.path is None else refused.path
+                raise
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or exc.context or "malformed YAML"
         if "nesting depth" in problem:  # libyaml's own limit, hit while scanning ahead
@@ -246,8 +273,9 @@ def load_bytes(raw: bytes, file: str) -> Document:
     try:
         return _parse(raw, file)
     except _RefusedError as refused:
+        path = "" if refused.path is None else json_path(refused.path)
         problem = Problem(
-            refused.message, Location(file, refused.line, refused.column), refused.code
+            refused.message, Location(file, refused.line, refused.column, path), refused.code
         )
         raise ValidationError(str(problem), (problem,)) from None
 
