@@ -23,7 +23,7 @@ from gcmschange.estate import load_estate, load_inventory
 from gcmschange.model import ChangeRequest, Host
 from gcmschange.render import RenderedFile, RenderedSet, render_hosts
 from gcmschange.render_cache import default_cache
-from gcmschange.secrets import mask_text
+from gcmschange.secrets import mask_text, secret_values
 
 MAIN_REFS = ("origin/main", "main")
 
@@ -65,11 +65,10 @@ def default_base(root: Path, given: str | None = None) -> str | None:
     return None
 
 
-def _base_change(export: Path, change: ChangeRequest) -> dict[str, object]:
-    """The change's variables at the base, none when the merge request adds the change."""
-    if change.path and (export / change.path).is_file():
-        return dict(load_change(export, change.path).variables)
-    return {}
+@dataclass(frozen=True)
+class BaseRendering:
+    rendered: RenderedSet
+    secrets: tuple[str, ...]  # the base change's secret values (they may differ from today's)
 
 
 def render_at(
@@ -80,8 +79,9 @@ def render_at(
     hosts: Sequence[str],
     *,
     use_cache: bool,
-) -> RenderedSet:
-    """The rendering of `hosts` of `environment` from the estate as it is at commit `base`."""
+) -> BaseRendering:
+    """The rendering of `hosts` of `environment` from the estate as it is at commit `base`;
+    the change as it was there, or none when the merge request adds it."""
     with tempfile.TemporaryDirectory(prefix="gcms-base-") as tmp:
         export = Path(tmp)
         # The whole tree: loading the base change validates it against the schemas, policy
@@ -95,9 +95,14 @@ def render_at(
         estate = load_estate(export)
         inventory = load_inventory(export, environment)
         known: list[Host] = [inventory.hosts[h] for h in hosts if h in inventory.hosts]
-        variables = _base_change(export, change)
-        cache = default_cache(root) if use_cache else None
-        return render_hosts(estate, inventory, known, variables, cache=cache)
+        at_base = None
+        if change.path and (export / change.path).is_file():
+            at_base = load_change(export, change.path)
+        variables = dict(at_base.variables) if at_base else {}
+        secrets = secret_values(export, at_base) if at_base else ()
+        cache = default_cache(root) if use_cache and not secrets else None
+        rendered = render_hosts(estate, inventory, known, variables, cache=cache)
+        return BaseRendering(rendered, secrets)
 
 
 def _file_diff(
@@ -153,4 +158,4 @@ def config_diff(
         )
     except GcmsError as err:
         return ConfigDiff(base, (), (), note=f"the base {base[:12]} cannot be rendered: {err}")
-    return compare(base, at_base, rendered, secrets)
+    return compare(base, at_base.rendered, rendered, (*secrets, *at_base.secrets))

@@ -234,3 +234,23 @@ def test_symlink_in_the_out_dir_leading_outside_is_refused(
     assert "gw-1:/etc/nginx/nginx.conf: output path resolves outside" in err
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in out.iterdir()) == ["gw-1"]
+
+
+def test_the_base_change_secrets_are_masked_too(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = estate_repo
+    (root / "inventories/lab/hosts.yml").write_text(HOSTS, encoding="utf-8")
+    (root / GATEWAY).write_text((root / GATEWAY).read_text() + "# token {{ canary_token }}\n")
+    change = CHANGE.replace("variables:\n", "variables:\n  canary_token: old-secret-1111\n")
+    (root / f"changes/{CHANGE_ID}.yaml").write_text(change, encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "change with a secret")
+    git(root, "checkout", "-q", "-b", "rotate")
+    rotated = change.replace("old-secret-1111", "new-secret-2222")
+    (root / f"changes/{CHANGE_ID}.yaml").write_text(rotated, encoding="utf-8")
+    code, out, err = cli(root, capsys, "render", CHANGE_ID)
+    assert code == 0, err
+    assert "old-secret" not in out + err and "new-secret" not in out + err
+    assert "gw-1: 1 of 3 file(s)" in out  # the token line changed, masked on both sides
+    assert not (root / ".gcmschange/cache/render").exists()
