@@ -77,3 +77,100 @@ def commit_paths(root: Path, paths: Sequence[Path], message: str) -> str:
         detail = (exc.stderr or exc.stdout or "").strip()
         raise ExternalError(f"{root}: git commit of {', '.join(rel)} failed: {detail}") from exc
     return str(repo.head.commit.hexsha)
+
+
+# --- lock refs (used by locks.py): a lock is a ref on a remote, created by an atomic push ---
+
+REMOTE_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    ref: str
+    new: str  # the commit to point the ref at; "" deletes it
+    expect: str  # the value the remote must hold now; "" means the ref must not exist
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    ok: bool
+    rejected: dict[str, str]  # ref -> git's reason, for refs the remote refused
+    unreachable: str  # why the remote could not be reached; "" when it was
+
+
+def _git(root: Path, *args: str) -> tuple[int, str, str]:
+    """Run git in `root` and return (exit code, stdout, stderr) without raising."""
+    status, out, err = _repo(root).git.execute(
+        ["git", *args],
+        with_extended_output=True,
+        with_exceptions=False,
+        kill_after_timeout=REMOTE_TIMEOUT_S,
+    )
+    return int(status or 0), str(out), str(err)
+
+
+def make_lock_commit(root: Path, message: str) -> str:
+    """A parentless commit of the empty tree whose message is `message` (not on any branch)."""
+    code, tree, err = _git(root, "hash-object", "-w", "-t", "tree", "/dev/null")
+    if code != 0:
+        raise ExternalError(f"{root}: cannot write the empty tree: {err.strip()}")
+    code, sha, err = _git(root, "commit-tree", tree.strip(), "-m", message)
+    if code != 0:
+        raise ExternalError(f"{root}: cannot create a lock commit: {err.strip()}")
+    return sha.strip()
+
+
+def push_leased(root: Path, remote: str, updates: Sequence[RefUpdate]) -> PushOutcome:
+    """One atomic push of `updates`, each leased on its expected value: all or nothing."""
+    leases = [f"--force-with-lease={u.ref}:{u.expect}" for u in updates]
+    specs = [f"{u.new}:{u.ref}" if u.new else f":{u.ref}" for u in updates]
+    code, out, err = _git(root, "push", "--porcelain", "--atomic", *leases, remote, *specs)
+    rejected: dict[str, str] = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[0] == "!":
+            rejected[parts[1].split(":", 1)[1]] = parts[2].strip()
+    if code == 0:
+        return PushOutcome(True, {}, "")
+    if rejected:
+        return PushOutcome(False, rejected, "")
+    return PushOutcome(False, {}, _first_error(err) or f"git push exited {code}")
+
+
+def _first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if ln.startswith(("fatal:", "error:", "ssh:"))]
+    return "; ".join((useful or lines)[:2])
+
+
+def remote_refs(root: Path, remote: str, prefix: str) -> dict[str, str]:
+    """ref -> sha for the remote's refs under `prefix`; raise when the remote is unreachable."""
+    code, out, err = _git(root, "ls-remote", "--refs", remote, f"{prefix}*")
+    if code != 0:
+        raise ExternalError(f"remote {remote!r} unreachable: {_first_error(err)}")
+    refs = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref:
+            refs[ref.strip()] = sha.strip()
+    return refs
+
+
+def fetch_objects(root: Path, remote: str, refs: Sequence[str]) -> None:
+    """Fetch the objects of `refs` without creating or moving any local ref."""
+    if not refs:
+        return
+    code, _out, err = _git(root, "fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, *refs)
+    if code != 0:
+        raise ExternalError(
+            f"remote {remote!r}: cannot fetch {len(refs)} ref(s): {_first_error(err)}"
+        )
+
+
+def commit_message(root: Path, sha: str) -> str | None:
+    code, out, _err = _git(root, "log", "-1", "--format=%B", sha)
+    return out if code == 0 else None
+
+
+def has_remote(root: Path, remote: str) -> bool:
+    return remote in [r.name for r in _repo(root).remotes]
