@@ -30,7 +30,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
         yield update
 
 
-@app.root.command("plan", help=app.VERBS["plan"])
+@app.root.command("plan")
 @click.argument("change")
 @click.option(
     "--output",
@@ -41,10 +41,13 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
 )
 @click.option("--accelerate", is_flag=True, help="Use the Mitogen strategy when installed.")
 def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
-    """Run CHANGE in check + diff mode on its hosts; save the plan and print its digest.
+    """Run the change in check + diff mode against its hosts and compute its digest.
 
-    Exit 0 when every host was planned, 6 when some host was unreachable (incomplete),
-    1 when the change cannot be rendered or a host's check failed.
+    Renders CHANGE, runs its playbook in check + diff mode on every target host, and saves
+    the plan (per host: the tasks that would change and their diffs) as
+    .gcmschange/changes/<id>/plan.json. Exit 0 when every host was planned, 6 when a host
+    was unreachable (the plan is incomplete), 1 when the change cannot be rendered or a
+    host's check failed.
     """
     from gcmschange import plan, report_plan
 

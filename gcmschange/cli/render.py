@@ -15,7 +15,7 @@ from gcmschange.paths import STATE_DIR
 from gcmschange.render import RenderedSet
 
 
-@app.root.command("render", help=app.VERBS["render"])
+@app.root.command("render")
 @click.argument("change")
 @click.option("--env", "environment", default=None, help="Environment (default: the change's).")
 @click.option(
@@ -38,7 +38,12 @@ def render_cmd(
     base: str | None,
     verb_output: str | None,
 ) -> None:
-    """Render CHANGE per host; show the diff against the base commit (unchanged hosts counted)."""
+    """Render the configuration files a change produces, per host.
+
+    Writes <out>/<host>/<dest> and shows, per host, what differs from the same rendering at
+    the base commit (read through git); unchanged hosts are counted, not listed. Exit 1 on a
+    missing variable, a template error or an unsafe destination, with nothing written.
+    """
     from gcmschange import configdiff, pipeline
     from gcmschange.render_cache import default_cache
     from gcmschange.secrets import secret_values

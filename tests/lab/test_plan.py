@@ -49,7 +49,7 @@ def test_tls_change_shows_exactly_the_protocol_line_on_each_gateway(
     lab_repo: Path, gateways: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, plan = plan_json(lab_repo, TLS_CHANGE, capsys)
-    assert code == 0
+    assert code == 0, [(h["host"], h["status"], h["message"]) for h in plan["hosts"]]
     assert plan["summary"] == {"changed": 2, "unchanged": 0, "unreachable": 0, "failed": 0}
     for host in plan["hosts"]:
         assert host["host"] in gateways
@@ -76,7 +76,7 @@ def test_hosts_already_in_the_target_state_plan_zero_changes(
     change = tmp_path / "CHG-LAB-0951.yaml"
     change.write_text(NO_OP_CHANGE, encoding="utf-8")
     code, plan = plan_json(lab_repo, str(change), capsys)
-    assert code == 0
+    assert code == 0, [(h["host"], h["status"], h["message"]) for h in plan["hosts"]]
     assert plan["summary"] == {"changed": 0, "unchanged": 2, "unreachable": 0, "failed": 0}
     assert all(host["tasks"] == [] for host in plan["hosts"])
 
