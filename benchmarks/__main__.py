@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ CASES: dict[str, tuple[str, bool]] = {
     "fanout": ("benchmarks.bench_fanout", True),
     "verify": ("benchmarks.bench_verify", True),
     "e2e": ("benchmarks.bench_e2e", True),
+    "scaling": ("benchmarks.bench_scaling", True),
 }
 
 
@@ -103,8 +105,14 @@ def _bound(
     return lambda: run(repeats) if fleet is None else run(repeats, fleet)
 
 
+def _stop(signum: int, frame: object) -> None:
+    # SIGTERM would otherwise end Python without running `finally`: the lab would stay up.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _stop)
     info = machine()
     started = time.monotonic()
     results, errors = run_all(args)

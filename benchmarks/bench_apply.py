@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Row, median, rotate, run_process
-from benchmarks.fleet import BenchError, Fleet, close_masters
+from benchmarks.fleet import BenchError, Fleet
 
 MAX_RATIO = 1.10
 
@@ -67,7 +67,7 @@ def run(repeats: int, fleet: Fleet) -> list[dict[str, Any]]:
             "peer": lambda: ansible_playbook(fleet, playbook, config, "apply-peer"),
         },
         repeats,
-        before=lambda: close_masters(fleet.control_dirs),
+        before=fleet.cold,
     )
     row = Row(
         case=f"3. apply overhead, {len(fleet.hosts)} hosts",

@@ -28,7 +28,9 @@ ZONE = "America/Toronto"
 
 def new_change(fleet: Fleet, number: int) -> str:
     """Write and commit the next standard change (the level the hosts do not have)."""
-    level = "debug" if fleet.state == "info" else "info"
+    level = "debug" if fleet.held[fleet.hosts[0]] == "info" else "info"
+    if len(set(fleet.held.values())) != 1:
+        raise BenchError("the fleet's hosts hold different levels; a change would not flip all")
     change_id = f"CHG-LAB-{900 + number:04d}"
     suites = by_system(fleet)
     now = datetime.now(ZoneInfo(ZONE)).replace(microsecond=0, tzinfo=None)
@@ -57,7 +59,7 @@ def new_change(fleet: Fleet, number: int) -> str:
     (changes / f"{change_id}.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     git(fleet.root, "add", "-A", "changes")
     git(fleet.root, "commit", "-qm", f"{change_id}")
-    fleet.state = level
+    fleet.held = dict.fromkeys(fleet.hosts, level)
     return change_id
 
 

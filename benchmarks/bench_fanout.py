@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.bench_apply import ansible_playbook
 from benchmarks.common import Row, median, rotate, speedup_target
-from benchmarks.fleet import BenchError, Fleet, close_masters, require_clean
+from benchmarks.fleet import BenchError, Fleet, require_clean
 from gcmschange import accel
 from gcmschange.render import RenderedSet
 from gcmschange.runner import RunSpec, run_playbook
@@ -90,7 +90,7 @@ def run(repeats: int, fleet: Fleet) -> list[dict[str, Any]]:
         del sides["gcmschange accelerated"]
     # Ansible's default ControlPath lives under ~/.ansible/cp (the benchmark's own home).
     default_cp = Path(os.environ["HOME"]) / ".ansible" / "cp"
-    times = rotate(sides, repeats, before=lambda: close_masters((*fleet.control_dirs, default_cp)))
+    times = rotate(sides, repeats, before=lambda: fleet.cold(default_cp))
     peer = median(times["ansible defaults"])
     hosts = len(fleet.hosts)
     rows = [_row(f"4a. fan-out native, {hosts} hosts", times, "gcmschange", peer, NATIVE)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Row, median, rotate, run_process
-from benchmarks.fleet import BenchError, Fleet, close_masters
+from benchmarks.fleet import BenchError, Fleet
 from gcmschange import verify
 from gcmschange.estate import load_estate
 
@@ -83,7 +83,7 @@ def run(repeats: int, fleet: Fleet) -> list[dict[str, Any]]:
             "peer": lambda: peer(fleet, suites, config),
         },
         repeats,
-        before=lambda: close_masters(fleet.control_dirs),
+        before=fleet.cold,
     )
     row = Row(
         case=f"5. verification, {len(fleet.hosts)} hosts",

@@ -8,6 +8,8 @@ every run copies files and reloads nginx on every host, whichever side runs it.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -38,6 +40,7 @@ ESTATE_PARTS = (
     "schemas",
 )
 CONTROL_DIRS = (Path("/tmp/gcmschange-cp"),)
+LEVELS = ("info", "debug")
 
 
 class BenchError(RuntimeError):
@@ -86,17 +89,20 @@ class Fleet:
     inventory: Inventory
     hosts: tuple[str, ...]
     sets: dict[str, RenderedSet]
-    state: str = "info"  # which set the hosts hold now
-    runs: int = field(default=0)
+    held: dict[str, str] = field(default_factory=dict)  # host -> the level it holds now
+    runs: int = 0
 
     @property
     def ssh_config(self) -> Path:
         return lab.ssh_config_path(self.root)
 
-    @property
-    def control_dirs(self) -> tuple[Path, ...]:
-        """Where Ansible's and the lab ssh_config's ControlMaster sockets live."""
-        return (*CONTROL_DIRS, Layout.of(self.root).control_dir)
+    def cold(self, *own_dirs: Path) -> None:
+        """No ssh master of ours alive: the next run pays for its connections like any other.
+
+        `own_dirs` are control folders that only this benchmark uses (e.g. its HOME's).
+        """
+        close_shared_masters(self)
+        close_masters((Layout.of(self.root).control_dir, *own_dirs))
 
     def fresh_dir(self, label: str) -> Path:
         self.runs += 1
@@ -104,10 +110,18 @@ class Fleet:
         path.mkdir(parents=True)
         return path
 
-    def flip(self) -> RenderedSet:
-        """The set the hosts do not hold yet; from now on they are taken to hold it."""
-        self.state = "debug" if self.state == "info" else "info"
-        return self.sets[self.state]
+    def flip(self, hosts: Sequence[str] | None = None) -> RenderedSet:
+        """For each host, the set it does not hold yet; from now on it is taken to hold it."""
+        chosen = tuple(hosts) if hosts is not None else self.hosts
+        for host in chosen:
+            self.held[host] = "debug" if self.held.get(host, "debug") == "info" else "info"
+        files = tuple(
+            f
+            for level in LEVELS
+            for f in self.sets[level].files
+            if f.host in chosen and self.held[f.host] == level
+        )
+        return RenderedSet(self.inventory.environment, files)
 
     def extravars_file(self, rendered: RenderedSet, folder: Path) -> Path:
         """The rendered tree and extra vars exactly as `deploy.push` hands them to Ansible."""
@@ -117,14 +131,22 @@ class Fleet:
         path.write_text(json.dumps(payload), encoding="utf-8")
         return path
 
-    def push(self, label: str, *, accelerate: bool = False, playbook: str = "") -> RunResult:
+    def push(
+        self,
+        label: str,
+        *,
+        accelerate: bool = False,
+        playbook: str = "",
+        hosts: Sequence[str] | None = None,
+    ) -> RunResult:
         folder = self.fresh_dir(label)
+        targets = tuple(hosts) if hosts is not None else self.hosts
         result = deploy.push(
             self.root,
             self.inventory.path,
-            self.flip(),
+            self.flip(targets),
             folder,
-            hosts=self.hosts,
+            hosts=targets,
             playbook=playbook or deploy.STANDARD_PLAYBOOK,
             accelerate=accelerate,
         )
@@ -138,27 +160,43 @@ def require_clean(result: RunResult, label: str) -> None:
         raise BenchError(f"{label}: the push did not apply cleanly (rc {result.rc}) {bad}")
 
 
-def close_masters(dirs: Sequence[Path] = CONTROL_DIRS) -> None:
-    """End every ssh ControlMaster under `dirs`, so the next run starts with cold connections."""
+def _exit_master(args: Sequence[str]) -> None:
+    subprocess.run(["ssh", *args, "-O", "exit"], capture_output=True, check=False, timeout=10)
+
+
+def close_masters(dirs: Sequence[Path]) -> None:
+    """End every ssh ControlMaster under `dirs`: folders that belong to this benchmark only."""
     for folder in dirs:
-        if not folder.is_dir():
-            continue
-        for sock in folder.iterdir():
-            if sock.is_socket():
-                subprocess.run(
-                    ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "lab"],
-                    capture_output=True,
-                    check=False,
-                    timeout=10,
-                )
+        if folder.is_dir():
+            for sock in folder.iterdir():
+                if sock.is_socket():
+                    _exit_master(["-o", f"ControlPath={sock}", "lab"])
+
+
+def close_shared_masters(fleet: Fleet) -> None:
+    """End gcmschange's masters to this fleet's hosts only.
+
+    /tmp/gcmschange-cp is shared by every gcmschange run on the machine (other engineers'
+    tests included), so only the sockets of our own hosts may be closed. Ansible names them
+    sha1("HOST-PORT-USER")[:10] (ansible/plugins/connection/ssh.py, _create_control_path),
+    with PORT and USER "None" when the inventory leaves them to ssh_config.
+    """
+    for host in fleet.inventory.hosts.values():
+        address = str(host.vars.get("ansible_host", host.name))
+        for port, user in itertools.product(("None", "22"), ("None", "root")):
+            name = hashlib.sha1(
+                f"{address}-{port}-{user}".encode(), usedforsecurity=False
+            ).hexdigest()[:10]
+            for folder in CONTROL_DIRS:
+                if (folder / name).is_socket():
+                    _exit_master(["-o", f"ControlPath={folder / name}", address])
 
 
 def render_both(root: Path, inventory: Inventory) -> dict[str, RenderedSet]:
     estate = load_estate(root)
     hosts = tuple(inventory.hosts.values())
     return {
-        level: render_hosts(estate, inventory, hosts, {"gcms_log_level": level})
-        for level in ("info", "debug")
+        level: render_hosts(estate, inventory, hosts, {"gcms_log_level": level}) for level in LEVELS
     }
 
 
@@ -168,16 +206,18 @@ def lab_fleet(systems: Sequence[str], per_system: int, keep: bool = False) -> It
     base = Path(tempfile.mkdtemp(prefix="gcms-bench-"))
     isolate(base / "home")
     root = copy_estate(base / "estate")
+    fleet: Fleet | None = None
     try:
         lab.up(root, systems, per_system)
         inventory = load_inventory(root, "lab")
         sets = render_both(root, inventory)
         fleet = Fleet(root, base / "runs", inventory, tuple(inventory.hosts), sets)
-        fleet.state = "debug"  # so the baseline push below takes "info" to every host
+        fleet.held = dict.fromkeys(fleet.hosts, "debug")  # so the baseline push takes "info"
         fleet.push("baseline")
         yield fleet
     finally:
-        close_masters(CONTROL_DIRS)
+        if fleet is not None:
+            close_shared_masters(fleet)
         lab.down(root)
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
