@@ -79,6 +79,55 @@ def commit_paths(root: Path, paths: Sequence[Path], message: str) -> str:
     return str(repo.head.commit.hexsha)
 
 
+def resolve_commit(root: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None when the repository has no such revision."""
+    repo = _repo(root)
+    try:
+        return str(repo.commit(rev).hexsha)
+    except (git.BadName, git.BadObject, ValueError):
+        return None
+
+
+def merge_base(root: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of `a` and `b`, or None when they share no history."""
+    repo = _repo(root)
+    try:
+        bases = repo.merge_base(a, b)
+    except git.GitCommandError:
+        return None
+    return str(bases[0].hexsha) if bases else None
+
+
+def export_tree(root: Path, rev: str, dest: Path, paths: Sequence[str] | None = None) -> None:
+    """Write the files under `paths` (top-level names; None: all) as they are at `rev`.
+
+    Symlinks and submodules are left out: an exported tree is read, never followed out.
+    """
+    repo = _repo(root)
+    try:
+        tree = repo.commit(rev).tree
+    except (git.BadName, git.BadObject, ValueError) as exc:
+        raise ExternalError(f"{root}: no revision {rev}") from exc
+    for name in [str(entry.name) for entry in tree] if paths is None else paths:
+        try:
+            item = tree / name
+        except KeyError:
+            continue
+        if isinstance(item, git.Blob):
+            blobs = [item]
+        elif isinstance(item, git.Tree):
+            blobs = [b for b in item.traverse() if isinstance(b, git.Blob)]
+        else:
+            continue
+        for blob in blobs:
+            # Regular files only, and never a crafted path that climbs out of `dest`.
+            if blob.mode & 0o170000 != 0o100000 or ".." in Path(str(blob.path)).parts:
+                continue
+            target = dest / str(blob.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob.data_stream.read())
+
+
 # --- lock refs (used by locks.py): a lock is a ref on a remote, created by an atomic push ---
 
 REMOTE_TIMEOUT_S = 30
