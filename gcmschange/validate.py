@@ -19,7 +19,7 @@ from pathlib import Path
 from gcmschange import audit, validate_calendar, validate_rules, yamlsafe
 from gcmschange.errors import Location, Problem, ValidationError
 from gcmschange.model import BlastRadius
-from gcmschange.validate_cache import FileResult, ResultCache
+from gcmschange.validate_cache import AuditIndex, FileResult, ResultCache
 from gcmschange.validate_context import Context, load_context
 from gcmschange.validate_schema import kind_of
 
@@ -40,6 +40,10 @@ class Report:
 
 
 def display_name(root: Path, path: Path) -> str:
+    """The path relative to the repository when inside it (as users and CI show files)."""
+    full, base = path.absolute(), root.absolute()
+    if full.is_relative_to(base):
+        return str(full.relative_to(base))
     try:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
@@ -137,9 +141,10 @@ def validate(
     open_changes = sorted((root / "changes").glob("*.yaml"))
     wanted = [resolve(root, r) for r in refs] if refs else open_changes
     cache = ResultCache(root, ctx.digest, enabled=use_cache)
-    by_path = {p.resolve(): _check_file(ctx, cache, p) for p in [*open_changes, *wanted]}
+    paths = {p.absolute(): p for p in [*open_changes, *wanted]}
+    by_path = {full: _check_file(ctx, cache, p) for full, p in paths.items()}
     cache.save()
-    asked = [by_path[p.resolve()] for p in wanted]
+    asked = [by_path[p.absolute()] for p in wanted]
     targets = {r.file for r in asked}
     moment = (now or datetime.now(UTC)) if clock else None
     extra = _cross_file(ctx, list(by_path.values()), targets, moment)
@@ -150,14 +155,17 @@ def validate(
     return Report(results, ctx.problems)
 
 
-def record_audit(root: Path, report: Report) -> None:
-    """One `validated` event per change checked, with its outcome."""
+def record_audit(root: Path, report: Report) -> int:
+    """A `validated` event per change whose content or outcome is new; returns how many."""
+    index = AuditIndex(root)
+    recorded = 0
     for result in report.results:
-        failed = any(p.severity == "error" for p in result.problems)
-        audit.record(
-            root,
-            "validated",
-            outcome="failed" if failed else "ok",
-            change=result.change_id,
-            details={"file": result.file, "sha256": result.key, "problems": len(result.problems)},
-        )
+        outcome = "failed" if any(p.severity == "error" for p in result.problems) else "ok"
+        if not index.is_new(result.file, result.key, outcome):
+            continue
+        details = {"file": result.file, "sha256": result.key, "problems": len(result.problems)}
+        audit.record(root, "validated", outcome=outcome, change=result.change_id, details=details)
+        index.mark(result.file, result.key, outcome)
+        recorded += 1
+    index.save()
+    return recorded

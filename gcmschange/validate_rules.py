@@ -51,6 +51,8 @@ class _Rules:
         self.found: list[Problem] = []
 
     def ok(self, key: str) -> bool:
+        if not self.bad:
+            return key in self.data
         prefix = json_path((key,))
         return key in self.data and not any(
             b == prefix or b.startswith((prefix + ".", prefix + "[")) for b in self.bad
@@ -74,9 +76,9 @@ def check(
 
 
 def _identity(r: _Rules) -> None:
-    path = r.ctx.root / r.doc.file
-    if r.ok("id") and path.parent == r.ctx.root / "changes" and r.data["id"] != path.stem:
-        r.add(("id",), f"id {r.data['id']} does not match the file name {path.name}", "reference")
+    folder, _, name = r.doc.file.rpartition("/")
+    if r.ok("id") and folder == "changes" and name != f"{r.data['id']}.yaml":
+        r.add(("id",), f"id {r.data['id']} does not match the file name {name}", "reference")
 
 
 def _references(r: _Rules) -> None:

@@ -28,6 +28,7 @@ NodePath = tuple[PathPart, ...]
 _Parser: Any = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
 _STRING_TAGS = {"tag:yaml.org,2002:str", "!unsafe", "!"}  # !unsafe: Ansible's "never template"
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF") | {""}
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 # The YAML 1.2 core schema's implicit types, tried in order; anything else is a string.
 _RESOLVERS: tuple[tuple[re.Pattern[str], Any], ...] = (
@@ -103,6 +104,8 @@ class _Mark:
 
 
 def _plain_scalar(value: str) -> Any:
+    if value[:1] not in _MAYBE_NOT_TEXT:  # words, the common case, are text in YAML 1.2
+        return value
     if value in _BOOL:
         return _BOOL[value]
     for pattern, convert in _RESOLVERS:
@@ -135,23 +138,31 @@ class _Builder:
         self.documents = 0
 
     def feed(self, event: Any) -> None:
-        anchor = getattr(event, "anchor", None)
-        if isinstance(event, yaml.AliasEvent):
-            raise _RefusedError("alias", f"alias '*{anchor}' is not allowed", event.start_mark)
-        if anchor is not None:
-            raise _RefusedError("anchor", f"anchor '&{anchor}' is not allowed", event.start_mark)
-        if isinstance(event, yaml.DocumentStartEvent):
+        kind = type(event)
+        if kind is yaml.ScalarEvent:  # most events: keep this path short
+            if event.anchor is not None:
+                raise _RefusedError(
+                    "anchor", f"anchor '&{event.anchor}' is not allowed", event.start_mark
+                )
+            self._add(_scalar(event), event)
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            if event.anchor is not None:
+                raise _RefusedError(
+                    "anchor", f"anchor '&{event.anchor}' is not allowed", event.start_mark
+                )
+            self._open(event)
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            self.stack.pop()
+        elif kind is yaml.AliasEvent:
+            raise _RefusedError(
+                "alias", f"alias '*{event.anchor}' is not allowed", event.start_mark
+            )
+        elif kind is yaml.DocumentStartEvent:
             self.documents += 1
             if self.documents > 1:
                 raise _RefusedError(
                     "multi-document", "more than one YAML document", event.start_mark
                 )
-        elif isinstance(event, yaml.ScalarEvent):
-            self._add(_scalar(event), event)
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            self._open(event)
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            self._close()
 
     def where(self) -> NodePath:
         """The path of the node being read when a refusal interrupts."""
@@ -180,9 +191,6 @@ class _Builder:
         container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
         path = self._add(container, event)
         self.stack.append([container, path, None, {}])
-
-    def _close(self) -> None:
-        self.stack.pop()
 
     def _expects_key(self) -> bool:
         frame = self.stack[-1]
