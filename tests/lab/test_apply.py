@@ -1,0 +1,301 @@
+"""The apply engine against the real lab fleet (issue 6, "Show").
+
+One lab per module (portal x 2, case_api x 2), brought to the estate's baseline before each
+test. Changes are approved with the lab-only demo keys, as the demo does; the locks live on a
+local bare repository, the repository's `origin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gcmschange import apply, approve, audit, deploy, journal, lab, locks, pipeline
+from tests.conftest import PROJECT, copy_estate
+from tests.lab.conftest import _isolated_env, require_lab, ssh
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+KEYS = PROJECT / "lab" / "keys"
+OWNERS = {"portal": "owner-portal", "case_api": "owner-case-api"}
+CLI = [sys.executable, "-m", "gcmschange"]
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    require_lab()
+    base = tmp_path_factory.mktemp("apply-lab")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolated_env(monkeypatch, base / "home")
+        root = copy_estate(base / "estate")
+        subprocess.run(["git", "init", "-q", "--bare", str(base / "origin.git")], check=True)
+        git(root, "remote", "add", "origin", str(base / "origin.git"))
+        keys = base / "keys"
+        shutil.copytree(KEYS, keys)
+        for key in keys.iterdir():
+            key.chmod(0o600)
+        try:
+            lab.up(root, ("portal", "case_api"), hosts_per_system=2)
+            yield root
+        finally:
+            lab.down(root)
+
+
+@pytest.fixture
+def fleet(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The lab at the estate's baseline, with no lock held and no journal left over."""
+    _isolated_env(monkeypatch, repo.parent / "home")
+    for host in lab.status(repo).hosts:
+        if host.state == "down":
+            lab.start(repo, host.name)
+        elif host.state == "partitioned":
+            lab.heal(repo, host.name)
+    result = deploy.push(
+        repo,
+        repo / "inventories/lab/hosts.yml",
+        pipeline.baseline(repo, "lab"),
+        tmp_path / "baseline",
+    )
+    assert not result.failures, result.failures
+    for held in locks.Store(repo).list():
+        locks.Store(repo).force_unlock(held.name, "test reset")
+    shutil.rmtree(repo / ".gcmschange" / "changes", ignore_errors=True)
+    return repo
+
+
+def approved(root: Path, ref: str) -> str:
+    prepared = pipeline.prepare(root, ref)
+    change = prepared.loaded.change
+    for system in change.systems:
+        key = root.parent / "keys" / OWNERS[system]
+        approve.approve(root, change, prepared.digest, key)
+    return change.id
+
+
+def new_change(root: Path, change_id: str, template: str, **fields: object) -> str:
+    doc = yaml.safe_load((root / "changes" / f"{template}.yaml").read_text())
+    doc.update(id=change_id, **fields)
+    (root / "changes" / f"{change_id}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    git(root, "add", "changes")
+    git(root, "commit", "-qm", f"add {change_id}")
+    return change_id
+
+
+def file_state(root: Path, host: str, path: str) -> str:
+    done = ssh(root, host, f"stat -c %Y {path}; sha256sum {path}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.tasks: list[tuple[str, str, str]] = []
+
+    def stage(self, text: str) -> None:
+        self.stages.append(text)
+
+    def task(self, host: str, task: str, status: str) -> None:
+        self.tasks.append((host, task, status))
+
+
+def test_chg_lab_0001_applied_in_waves_and_verified(fleet: Path) -> None:
+    change = approved(fleet, "CHG-LAB-0001")
+    seen = Recorder()
+    result = apply.apply(fleet, change, apply.Options(reporter=seen))
+    assert result.outcome == "applied", result
+    assert [s.hosts for s in result.steps] == [
+        ("portal-1",),
+        ("case-api-1",),
+        ("portal-2", "case-api-2"),
+    ]
+    assert all(set(s.verified) == set(s.hosts) for s in result.steps)
+    assert result.findings == ()  # a check-mode run afterwards changes nothing
+    assert seen.stages[0] == "wave 1/3 (canary): portal-1"
+    assert ("portal-1", "Rendered files are in place", "ok") in seen.tasks
+    assert locks.Store(fleet).list() == ()
+    assert apply.verify_change(fleet, change).ok
+    banner = ssh(fleet, "portal-2", "curl -fsS http://127.0.0.1/")
+    assert "Scheduled maintenance tonight" in banner.stdout
+    assert audit.verify_chain(fleet).ok
+    assert apply.status(fleet, change).state == "applied"
+
+
+def test_chg_lab_0003_stopped_at_the_canary_and_rolled_back(fleet: Path) -> None:
+    change = approved(fleet, "CHG-LAB-0003")
+    untouched = file_state(fleet, "case-api-2", "/etc/nginx/conf.d/gcms-case_api.conf")
+    result = apply.apply(fleet, change)
+    assert result.outcome == "rolled_back" and int(result.exit_code) == 4
+    assert [s.hosts for s in result.steps] == [("case-api-1",)]
+    assert "verification failed" in result.steps[0].failed["case-api-1"]
+    assert result.rollback is not None and result.rollback.verified == ("case-api-1",)
+    assert file_state(fleet, "case-api-2", "/etc/nginx/conf.d/gcms-case_api.conf") == untouched
+    for portal in ("portal-1", "portal-2"):
+        through = ssh(fleet, portal, "curl -fsS --max-time 5 http://127.0.0.1/api/v1/status")
+        assert through.returncode == 0 and json.loads(through.stdout)["system"] == "case_api"
+    assert locks.Store(fleet).list() == ()
+
+
+@pytest.mark.parametrize("fault", ["crash", "partition"])
+def test_a_host_lost_mid_wave_fails_the_wave_and_is_reported(fleet: Path, fault: str) -> None:
+    change = approved(fleet, "CHG-LAB-0001")
+    victim = "case-api-2"
+
+    class Breaker(Recorder):
+        def task(self, host: str, task: str, status: str) -> None:
+            super().task(host, task, status)
+            if host == victim and not any(s.startswith("broke") for s in self.stages):
+                self.stages.append(f"broke {victim}")
+                (lab.crash if fault == "crash" else lab.partition)(fleet, victim)
+
+    result = apply.apply(fleet, change, apply.Options(reporter=Breaker()))
+    assert result.outcome == "rollback_failed" and int(result.exit_code) == 5
+    assert victim in result.steps[-1].bad
+    assert result.rollback is not None
+    assert victim in result.rollback.bad
+    assert set(result.rollback.verified) == {"portal-1", "case-api-1", "portal-2"}
+    assert result.locks_kept == ("lab/case_api", "lab/portal")
+    states = apply.status(fleet, change).hosts
+    assert states[victim].startswith("unreachable")
+    (lab.start if fault == "crash" else lab.heal)(fleet, victim)
+    again = apply.rollback(fleet, change)
+    assert again.outcome == "rolled_back" and int(again.exit_code) == 0
+    assert locks.Store(fleet).list() == ()
+
+
+def test_outside_the_window_or_in_a_freeze_nothing_is_touched(fleet: Path) -> None:
+    past = {
+        "start": "2025-01-01T00:00:00",
+        "end": "2025-01-02T00:00:00",
+        "timezone": "America/Toronto",
+    }
+    late = approved(fleet, new_change(fleet, "CHG-LAB-0901", "CHG-LAB-0003", window=past))
+    before = file_state(fleet, "case-api-1", "/etc/nginx/conf.d/gcms-case_api.conf")
+    done = subprocess.run(
+        [*CLI, "--repo", str(fleet), "apply", late], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "outside the approved window" in done.stderr or "validation failed" in done.stderr
+    policy = yaml.safe_load((fleet / "policy.yml").read_text())
+    now = datetime.now(UTC)
+    policy["freezes"].append(
+        {
+            "name": "Lab test freeze",
+            "timezone": "UTC",
+            "environments": ["lab"],
+            "start": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "end": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+    )
+    (fleet / "policy.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    git(fleet, "commit", "-qam", "freeze")
+    try:
+        frozen = approved(fleet, "CHG-LAB-0003")
+        done = subprocess.run(
+            [*CLI, "--repo", str(fleet), "apply", frozen],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert "freeze" in done.stderr.lower()
+    finally:
+        git(fleet, "revert", "--no-edit", "HEAD")
+    assert file_state(fleet, "case-api-1", "/etc/nginx/conf.d/gcms-case_api.conf") == before
+    assert not journal.episode(journal.read(journal.path_of(fleet, late))).touched
+
+
+def test_the_canary_secret_is_never_written(fleet: Path) -> None:
+    token = "canary-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
+    variables = {"gcms_log_level": "debug", "canary_token": token}
+    change = approved(
+        fleet,
+        new_change(
+            fleet,
+            "CHG-LAB-0902",
+            "CHG-LAB-0003",
+            systems=["case_api"],
+            variables=variables,
+            title="Debug logging on the case API",
+        ),
+    )
+    done = subprocess.run(
+        [*CLI, "--repo", str(fleet), "apply", change, "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert token not in done.stdout and token not in done.stderr
+    written = [
+        p
+        for p in (fleet / ".gcmschange").rglob("*")
+        if p.is_file() and token.encode() in p.read_bytes()
+    ]
+    assert written == []
+
+
+def _kill_at(root: Path, change: str, step: str) -> int:
+    proc = subprocess.Popen(
+        [*CLI, "--repo", str(root), "apply", change],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    path = journal.path_of(root, change)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(e.step == step and e.status == "begin" for e in journal.read(path)):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        proc.wait()
+    return proc.returncode
+
+
+@pytest.mark.parametrize(
+    ("template", "step", "outcome"),
+    [
+        ("CHG-LAB-0003", "lock", "rolled_back"),
+        ("CHG-LAB-0001", "wave-1-push", "applied"),
+        ("CHG-LAB-0001", "wave-2-verify", "applied"),
+        ("CHG-LAB-0001", "idempotence", "applied"),
+        ("CHG-LAB-0003", "rollback-push", "rolled_back"),
+    ],
+)
+def test_kill_9_at_a_journal_step_then_resume(
+    fleet: Path, template: str, step: str, outcome: str
+) -> None:
+    change = approved(fleet, template)
+    code = _kill_at(fleet, change, step)
+    assert code == -signal.SIGKILL
+    assert apply.status(fleet, change).state == "interrupted"
+    assert {lk.holder.change for lk in locks.Store(fleet).list() if lk.holder} == {change}
+    done = subprocess.run(
+        [*CLI, "--repo", str(fleet), "resume", change, "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result = json.loads(done.stdout)
+    assert result["outcome"] == outcome, done.stderr
+    assert locks.Store(fleet).list() == ()
+    assert audit.verify_chain(fleet).ok
+    states = apply.status(fleet, change).hosts
+    assert all(s.endswith("verified") or s == "pending" for s in states.values()), states
