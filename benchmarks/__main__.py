@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Row, format_table, machine, own_peak_rss_mb, row_from
-from benchmarks.fleet import BenchError, Fleet, lab_fleet
+from benchmarks.fleet import Fleet, lab_fleet
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 LAB_SYSTEMS = ("portal", "case_api")
@@ -30,10 +30,12 @@ LAB_SYSTEMS = ("portal", "case_api")
 CASES: dict[str, tuple[str, bool]] = {
     "validate": ("benchmarks.bench_validate", False),
     "render": ("benchmarks.bench_render", False),
-    "apply": ("benchmarks.bench_apply", True),
-    "fanout": ("benchmarks.bench_fanout", True),
+    # lab cases in the order they run: the quick ones and the end to end first, so that a
+    # run cut short under load still has them
     "verify": ("benchmarks.bench_verify", True),
     "e2e": ("benchmarks.bench_e2e", True),
+    "apply": ("benchmarks.bench_apply", True),
+    "fanout": ("benchmarks.bench_fanout", True),
     "scaling": ("benchmarks.bench_scaling", True),
 }
 
@@ -47,6 +49,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lab-repeats", type=int, help="runs per side on the lab (default: --repeats)"
     )
+    parser.add_argument("--e2e-repeats", type=int, default=1, help="end-to-end runs (default 1)")
     parser.add_argument("--hosts", type=int, default=20, help="lab hosts, even (default 20)")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"default {RESULTS}")
     parser.add_argument("--keep", action="store_true", help="keep the lab's run folders")
@@ -67,36 +70,69 @@ def _runner(module: str) -> Callable[..., list[dict[str, Any]]] | None:
     return found
 
 
-def _collect(
-    name: str, results: list[dict[str, Any]], errors: dict[str, str], run: Callable[[], Any]
-) -> None:
-    started = time.monotonic()
-    print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
-    try:
-        results.extend(run())
-    except BenchError as exc:
-        errors[name] = str(exc)
-    print(f"  {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+class Report:
+    """What the run found so far; written to the JSON file after every case, so a run cut
+    short (or a case that breaks) still leaves everything measured before it."""
+
+    def __init__(self, args: argparse.Namespace, argv: Sequence[str]) -> None:
+        self.args = args
+        self.started = time.monotonic()
+        self.payload: dict[str, Any] = {
+            "machine": machine(),
+            "command": " ".join(["python -m benchmarks", *argv]),
+            "repeats": args.repeats,
+            "lab_repeats": args.lab_repeats or args.repeats,
+            "e2e_repeats": args.e2e_repeats,
+            "lab_hosts": args.hosts,
+        }
+        self.results: list[dict[str, Any]] = []
+        self.errors: dict[str, str] = {}
+        self.loads: dict[str, list[float]] = {}
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row_from(r) for r in self.results if "gcmschange_s" in r]
+
+    def collect(self, name: str, run: Callable[[], list[dict[str, Any]]]) -> None:
+        began = time.monotonic()
+        print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
+        try:
+            self.results.extend(run())
+        except Exception as exc:  # a broken case must not cost the others their numbers
+            self.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        self.loads[name] = machine()["loadavg"]
+        print(f"  {name}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        self.write()
+
+    def write(self) -> None:
+        payload = {
+            **self.payload,
+            "loadavg_after_case": self.loads,
+            "wall_s": round(time.monotonic() - self.started, 1),
+            "bench_peak_rss_mb": round(own_peak_rss_mb(), 1),
+            "results": [r.as_dict() for r in self.rows]
+            + [r for r in self.results if "gcmschange_s" not in r],
+            "errors": self.errors,
+        }
+        self.args.json.parent.mkdir(parents=True, exist_ok=True)
+        self.args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
-def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def run_all(args: argparse.Namespace, report: Report) -> None:
     chosen = args.only or list(CASES)
-    results: list[dict[str, Any]] = []
-    errors: dict[str, str] = {}
     runners = {name: _runner(CASES[name][0]) for name in chosen}
     for name, run in runners.items():
         if run is None:
-            errors[name] = f"{CASES[name][0]} does not exist yet"
+            report.errors[name] = f"{CASES[name][0]} does not exist yet"
         elif not CASES[name][1]:
-            _collect(name, results, errors, _bound(run, args.repeats))
+            report.collect(name, _bound(run, args.repeats))
     on_lab = [(n, r) for n, r in runners.items() if r is not None and CASES[n][1]]
-    if on_lab:
-        repeats = args.lab_repeats or args.repeats
-        per_system = args.hosts // len(LAB_SYSTEMS)
-        with lab_fleet(LAB_SYSTEMS, per_system, keep=args.keep) as fleet:
-            for name, run in on_lab:
-                _collect(name, results, errors, _bound(run, repeats, fleet))
-    return results, errors
+    if not on_lab:
+        return
+    repeats = args.lab_repeats or args.repeats
+    with lab_fleet(LAB_SYSTEMS, args.hosts // len(LAB_SYSTEMS), keep=args.keep) as fleet:
+        for name, run in on_lab:
+            report.collect(name, _bound(run, args.e2e_repeats if name == "e2e" else repeats, fleet))
 
 
 def _bound(
@@ -111,33 +147,20 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(argv)
+    given = list(argv if argv is not None else sys.argv[1:])
+    args = parse(given)
     signal.signal(signal.SIGTERM, _stop)
-    info = machine()
-    started = time.monotonic()
-    results, errors = run_all(args)
-    rows: list[Row] = [row_from(r) for r in results if "gcmschange_s" in r]
-    payload = {
-        "machine": info,
-        "loadavg_end": machine()["loadavg"],
-        "command": " ".join(
-            ["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]
-        ),
-        "repeats": args.repeats,
-        "lab_repeats": args.lab_repeats or args.repeats,
-        "wall_s": round(time.monotonic() - started, 1),
-        "bench_peak_rss_mb": round(own_peak_rss_mb(), 1),
-        "results": [r.as_dict() for r in rows] + [r for r in results if "gcmschange_s" not in r],
-        "errors": errors,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    print(format_table(rows))
-    for name, why in errors.items():
+    report = Report(args, given)
+    try:
+        run_all(args, report)
+    finally:
+        report.write()
+    print(format_table(report.rows))
+    for name, why in report.errors.items():
         print(f"{name}: not measured: {why}")
-    print(f"load average {info['loadavg']} -> {payload['loadavg_end']}; JSON: {args.json}")
+    print(f"load average after each case: {report.loads}; JSON: {args.json}")
     # A case that could not run because its module is not written yet is not a failure.
-    return 1 if any("does not exist yet" not in why for why in errors.values()) else 0
+    return 1 if any("does not exist yet" not in why for why in report.errors.values()) else 0
 
 
 if __name__ == "__main__":

@@ -155,6 +155,8 @@ class Fleet:
 
 
 def require_clean(result: RunResult, label: str) -> None:
+    if result.status == "canceled":
+        raise KeyboardInterrupt  # SIGINT/SIGTERM during the run: stop, bring the lab down
     if result.rc != 0 or result.failures or not result.changed_hosts:
         bad = "; ".join(f"{h}: {why}" for h, why in list(result.failures.items())[:3])
         raise BenchError(f"{label}: the push did not apply cleanly (rc {result.rc}) {bad}")

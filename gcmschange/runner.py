@@ -13,9 +13,12 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,6 +230,25 @@ def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
                 path.write_text(masked, encoding="utf-8")
 
 
+@contextmanager
+def _own_signals() -> Iterator[None]:
+    """Give SIGINT/SIGTERM back to gcmschange after the run.
+
+    ansible-runner installs handlers that only set a cancel flag and never restores ours, so
+    after the first playbook Ctrl-C would be ignored between runs (and a SIGTERM would never
+    let the caller's `finally` blocks run).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     """Run one playbook through ansible-runner and return what happened, secrets masked."""
     import ansible_runner  # the only import of it in the package
@@ -250,25 +272,26 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     accelerated = spec.accelerate and accel.available()
     collector = _Collector(spec, progress)
     started = time.monotonic()
-    result = ansible_runner.run(
-        private_data_dir=str(spec.work_dir),
-        playbook=str(spec.playbook.resolve()),
-        inventory=str(spec.inventory.resolve()),
-        limit=",".join(spec.limit) if spec.limit else None,
-        cmdline=" ".join(cmdline),
-        envvars={
-            "ANSIBLE_CONFIG": str(cfg),
-            "PATH": _path_with_ansible(),
-            # ansible-runner turns host key checking off unless told otherwise; the lab and
-            # every real estate check keys against known_hosts.
-            "ANSIBLE_HOST_KEY_CHECKING": "True",
-        },
-        forks=spec.forks,
-        quiet=True,
-        suppress_env_files=True,
-        event_handler=collector,
-        timeout=3600,
-    )
+    with _own_signals():
+        result = ansible_runner.run(
+            private_data_dir=str(spec.work_dir),
+            playbook=str(spec.playbook.resolve()),
+            inventory=str(spec.inventory.resolve()),
+            limit=",".join(spec.limit) if spec.limit else None,
+            cmdline=" ".join(cmdline),
+            envvars={
+                "ANSIBLE_CONFIG": str(cfg),
+                "PATH": _path_with_ansible(),
+                # ansible-runner turns host key checking off unless told otherwise; the lab and
+                # every real estate check keys against known_hosts.
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+            },
+            forks=spec.forks,
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=collector,
+            timeout=3600,
+        )
     duration = time.monotonic() - started
     stats = result.stats or {}
     hosts = _host_stats(stats, collector)
