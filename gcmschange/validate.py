@@ -30,6 +30,7 @@ __all__ = ["FileResult", "Report", "display_name", "record_audit", "resolve", "v
 class Report:
     results: tuple[FileResult, ...]  # one per file asked for, in order
     problems: tuple[Problem, ...]  # in shared files (catalogue, specs, inventories)
+    fresh: int = 0  # files checked this run; the others' verdicts came from the cache
 
     def all_problems(self) -> tuple[Problem, ...]:
         return (*self.problems, *(p for r in self.results for p in r.problems))
@@ -81,15 +82,15 @@ def check_bytes(ctx: Context, raw: bytes, file: str) -> FileResult:
     rule_problems, facts = validate_rules.check(ctx, doc, schema_problems)
     change_id = doc.data.get("id") if isinstance(doc.data.get("id"), str) else None
     problems = tuple(sorted([*schema_problems, *rule_problems], key=_order))
-    return FileResult(file, key, change_id, problems, facts, _blast(ctx, doc.data))
+    blast = _blast(ctx, doc.data)
+    return FileResult(file, key, change_id, problems, facts, blast, doc.locate(("id",)))
 
 
 def _order(p: Problem) -> tuple[str, int, int]:
     return (p.location.file, p.location.line, p.location.column)
 
 
-def _check_file(ctx: Context, cache: ResultCache, path: Path) -> FileResult:
-    file = display_name(ctx.root, path)
+def _check_file(ctx: Context, cache: ResultCache, path: Path, file: str) -> FileResult:
     try:
         raw = yamlsafe.read_limited(path, file)
     except ValidationError as err:
@@ -112,12 +113,12 @@ def _cross_file(
     for result in results:
         if result.change_id:
             ids[result.change_id].append(result.file)
+    id_at = {r.file: r.id_at or Location(r.file, 1, 1, "$.id") for r in results}
     for file, message in validate_calendar.duplicate_ids(ids).items():
-        extra[file].append(Problem(message, Location(file, 1, 1, "$.id"), "duplicate-id"))
+        extra[file].append(Problem(message, id_at[file], "duplicate-id"))
     facts = [r.facts for r in results if r.facts is not None]
-    file_of = {r.change_id: r.file for r in results if r.file in targets and r.change_id}
-    for change_id, problem in validate_calendar.conflicts(ctx, facts, set(file_of)):
-        extra[file_of[change_id]].append(problem)
+    for file, problem in validate_calendar.conflicts(ctx, facts, targets):
+        extra[file].append(problem)
     for result in results:
         if now is not None and result.facts is not None and result.file in targets:
             extra[result.file] += validate_calendar.clock(ctx.policy, result.facts, now)
@@ -141,18 +142,20 @@ def validate(
     open_changes = sorted((root / "changes").glob("*.yaml"))
     wanted = [resolve(root, r) for r in refs] if refs else open_changes
     cache = ResultCache(root, ctx.digest, enabled=use_cache)
-    paths = {p.absolute(): p for p in [*open_changes, *wanted]}
-    by_path = {full: _check_file(ctx, cache, p) for full, p in paths.items()}
+    # Files found under changes/ are named cheaply; only paths given by the user are resolved.
+    names = {p: f"changes/{p.name}" for p in open_changes}
+    names.update((p, display_name(root, p)) for p in wanted if p not in names)
+    by_file = {file: _check_file(ctx, cache, p, file) for p, file in names.items()}
     cache.save()
-    asked = [by_path[p.absolute()] for p in wanted]
+    asked = [by_file[names[p]] for p in wanted]
     targets = {r.file for r in asked}
     moment = (now or datetime.now(UTC)) if clock else None
-    extra = _cross_file(ctx, list(by_path.values()), targets, moment)
+    extra = _cross_file(ctx, list(by_file.values()), targets, moment)
     results = tuple(
         replace(r, problems=tuple(sorted([*r.problems, *extra.get(r.file, [])], key=_order)))
         for r in dict.fromkeys(asked)
     )
-    return Report(results, ctx.problems)
+    return Report(results, ctx.problems, fresh=cache.fresh)
 
 
 def record_audit(root: Path, report: Report) -> int:

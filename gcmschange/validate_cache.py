@@ -29,6 +29,7 @@ class FileResult:
     problems: tuple[Problem, ...]
     facts: Facts | None
     blast: BlastRadius | None
+    id_at: Location | None = None  # where the id is written, for cross-file messages
 
 
 def _problem(raw: dict[str, Any]) -> Problem:
@@ -78,6 +79,9 @@ def to_json(result: FileResult) -> dict[str, Any]:
         "blast": None
         if blast is None
         else {"systems": list(blast.systems), "partners": list(blast.partners)},
+        "id_at": None
+        if result.id_at is None
+        else _problem_json(Problem("", result.id_at))["location"],
     }
 
 
@@ -90,6 +94,7 @@ def from_json(raw: dict[str, Any]) -> FileResult:
         tuple(_problem(p) for p in raw["problems"]),
         _facts(raw["facts"]),
         BlastRadius(tuple(blast["systems"]), tuple(blast["partners"])) if blast else None,
+        Location(**raw["id_at"]) if raw.get("id_at") else None,
     )
 
 
@@ -102,6 +107,7 @@ class ResultCache:
         self.entries: dict[str, dict[str, Any]] = self._read() if enabled else {}
         self.used: set[str] = set()
         self.dirty = False
+        self.fresh = 0
 
     def _read(self) -> dict[str, dict[str, Any]]:
         try:
@@ -121,6 +127,7 @@ class ResultCache:
             return None
 
     def put(self, result: FileResult) -> None:
+        self.fresh += 1
         if not self.enabled:
             return
         self.entries[result.key] = to_json(result)

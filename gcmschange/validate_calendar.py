@@ -44,7 +44,7 @@ def _overlapping(facts: list[Facts]) -> Iterator[tuple[Facts, Facts]]:
 
 
 def conflicts(ctx: Context, facts: list[Facts], targets: set[str]) -> list[tuple[str, Problem]]:
-    """(change id, problem) for every target change in a conflict, naming the other change."""
+    """(file, problem) for every target file in a conflict, naming the other change."""
     related = _related_systems(ctx, facts)
     by_env: dict[str, list[Facts]] = defaultdict(list)
     for fact in facts:
@@ -57,13 +57,13 @@ def conflicts(ctx: Context, facts: list[Facts], targets: set[str]) -> list[tuple
             if pair is None or a.id == b.id:
                 continue
             for this, other, (mine, theirs) in ((a, b, pair), (b, a, pair[::-1])):
-                if this.id in targets:
+                if this.where.file in targets:
                     how = "the same system" if mine == theirs else f"related system {theirs}"
                     msg = (
                         f"calendar conflict with {other.id}: windows overlap in {env} on "
                         f"{mine} ({how})"
                     )
-                    found.append((this.id, Problem(msg, this.where, "conflict", level)))
+                    found.append((this.where.file, Problem(msg, this.where, "conflict", level)))
     return found
 
 

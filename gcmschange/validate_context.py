@@ -16,6 +16,7 @@ from gcmschange import __version__, catalogue, estate, policy, yamlsafe
 from gcmschange.catalogue import CatalogueEntry
 from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
 from gcmschange.estate import Estate, Inventory
+from gcmschange.paths import state_dir
 from gcmschange.policy import Policy
 from gcmschange.validate_schema import SchemaChecker, checker
 
@@ -55,9 +56,9 @@ class Context:
         return self.estate.related(a, b)
 
 
-def _schema_checked(root: Path, name: str, schema: str) -> Any:
+def _schema_checked(root: Path, name: str, schema: str, check: bool) -> Any:
     doc = yamlsafe.load_file(root / name, name)
-    problems = checker(root / SCHEMAS / schema).problems(doc)
+    problems = checker(root / SCHEMAS / schema).problems(doc) if check else []
     if problems:
         raise ValidationError(
             f"{name} is invalid; fix it before validating changes", tuple(problems)
@@ -82,8 +83,8 @@ def _estate_references(doc: yamlsafe.Document) -> list[Problem]:
     return found
 
 
-def _load_estate(root: Path) -> Estate:
-    doc = _schema_checked(root, "estate.yml", "estate.schema.json")
+def _load_estate(root: Path, check: bool) -> Estate:
+    doc = _schema_checked(root, "estate.yml", "estate.schema.json", check)
     problems = _estate_references(doc)
     if problems:
         raise ValidationError(
@@ -92,10 +93,11 @@ def _load_estate(root: Path) -> Estate:
     return estate.load_estate(root)
 
 
-def _spec(root: Path, path: Path) -> PlaybookSpec:
+def _spec(root: Path, path: Path, check: bool) -> PlaybookSpec:
     rel = str(path.relative_to(root))
     doc = yamlsafe.load_file(path, rel)
-    problems = checker(root / SCHEMAS / "playbook-spec.schema.json").problems(doc)
+    schema = checker(root / SCHEMAS / "playbook-spec.schema.json")
+    problems = schema.problems(doc) if check else []
     if problems:
         raise ValidationError(f"{rel} is invalid", tuple(problems))
     options = {
@@ -111,12 +113,12 @@ def _spec(root: Path, path: Path) -> PlaybookSpec:
     return PlaybookSpec(rel, options)
 
 
-def _specs(root: Path) -> tuple[dict[str, PlaybookSpec], list[Problem]]:
+def _specs(root: Path, check: bool) -> tuple[dict[str, PlaybookSpec], list[Problem]]:
     specs: dict[str, PlaybookSpec] = {}
     problems: list[Problem] = []
     for path in sorted((root / "playbooks").glob("*.spec.yml")):
         try:
-            specs[path.name.removesuffix(".spec.yml")] = _spec(root, path)
+            specs[path.name.removesuffix(".spec.yml")] = _spec(root, path, check)
         except ValidationError as err:
             problems.extend(err.problems)
     return specs, problems
@@ -144,30 +146,52 @@ def _digest(root: Path) -> str:
     for pattern in ("schemas/*.json", "catalogue/*.yml", "playbooks/*", "inventories/*/hosts.yml"):
         parts += sorted(root.glob(pattern))
     for path in parts:
-        sha.update(str(path).encode() + b"\0")
+        sha.update(path.name.encode() + b"\0")  # names, not places: the root may be spelt "."
         if path.is_file():
             sha.update(path.read_bytes())
     for path in sorted(root.glob("verify/*")):
-        sha.update(str(path).encode() + b"\0")
+        sha.update(path.name.encode() + b"\0")
     return sha.hexdigest()
 
 
+def _known_good(root: Path, digest: str) -> Path:
+    """Marks shared files already schema-checked at this digest, so they are not again."""
+    return state_dir(root) / "cache" / f"context-{digest[:24]}.ok"
+
+
 def load_context(root: Path) -> Context:
-    the_estate = _load_estate(root)
-    entries, catalogue_problems = catalogue.load_catalogue(root)
-    specs, spec_problems = _specs(root)
+    digest = _digest(root)
+    marker = _known_good(root, digest)
+    check = not marker.is_file()
+    the_estate = _load_estate(root, check)
+    entries, catalogue_problems = catalogue.load_catalogue(root, check=check)
+    specs, spec_problems = _specs(root, check)
     inventories, inventory_problems = _inventories(root, the_estate.environments)
     playbooks = {p.stem for p in (root / "playbooks").glob("*.yml") if ".spec" not in p.suffixes}
-    return Context(
+    problems = (*catalogue_problems, *spec_problems, *inventory_problems)
+    context = Context(
         root=root,
         estate=the_estate,
-        policy=policy.load_policy(root),
+        policy=policy.load_policy(root, check=check),
         change_schema=checker(root / SCHEMAS / "change-request.schema.json"),
         catalogue=entries,
         specs=specs,
         playbooks=frozenset(playbooks),
         verify_files=frozenset(f"verify/{p.name}" for p in (root / "verify").glob("*.py")),
         inventories=inventories,
-        problems=(*catalogue_problems, *spec_problems, *inventory_problems),
-        digest=_digest(root),
+        problems=problems,
+        digest=digest,
     )
+    if check and not problems:
+        _mark(marker)
+    return context
+
+
+def _mark(marker: Path) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        for stale in marker.parent.glob("context-*.ok"):
+            stale.unlink(missing_ok=True)
+        marker.touch()
+    except OSError:
+        return  # read-only checkout: check again next time

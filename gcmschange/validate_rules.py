@@ -58,8 +58,10 @@ class _Rules:
             b == prefix or b.startswith((prefix + ".", prefix + "[")) for b in self.bad
         )
 
-    def add(self, path: NodePath, message: str, code: str, severity: str = "error") -> None:
-        self.found.append(Problem(message, self.doc.locate(path), code, severity))
+    def add(
+        self, path: NodePath, message: str, code: str, severity: str = "error", *, key: bool = False
+    ) -> None:
+        self.found.append(Problem(message, self.doc.locate(path, key=key), code, severity))
 
 
 def check(
@@ -188,7 +190,8 @@ def _against_spec(
         path = _param_path(at, name, entry)
         option = spec.options.get(name)
         if option is None:
-            r.add(path, f"unknown variable {name!r} (not declared in {spec.file})", "variable")
+            message = f"unknown variable {name!r} (not declared in {spec.file})"
+            r.add(path, message, "variable", key=entry is None)
             continue
         shown = MASK if option.secret else repr(value)
         types = _PY_TYPES.get(option.type)

@@ -59,7 +59,15 @@ class SchemaChecker:
 
     name: str
     schema: dict[str, Any]
-    is_valid: Callable[[Any], bool]
+
+    @cached_property
+    def fast(self) -> Callable[[Any], bool]:
+        # Compiled on first use: a warm run whose verdicts all come from the cache (and
+        # whose shared files are known good) compiles nothing.
+        return _fast(self.schema)
+
+    def is_valid(self, data: Any) -> bool:
+        return self.fast(data)
 
     @cached_property
     def full(self) -> Draft202012Validator:
@@ -105,18 +113,21 @@ def checker(path: Path) -> SchemaChecker:
 @cache
 def _compiled(name: str, text: str) -> SchemaChecker:
     schema = json.loads(text)
-    return SchemaChecker(name, schema, _fast(schema))
+    return SchemaChecker(name, schema)
 
 
-def checker_for(schema: dict[str, Any], name: str) -> SchemaChecker:
+def checker_for(schema: dict[str, Any], name: str, *, check: bool = True) -> SchemaChecker:
     """A checker for an inline schema (a catalogue template's parameters).
 
-    Raises `ValueError` naming the first thing wrong when the schema itself is broken.
+    With `check`, compiles it now and raises `ValueError` naming what is wrong with it.
     """
-    try:
-        return SchemaChecker(name, schema, _fast(schema))
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
-        raise ValueError(f"not a usable JSON Schema: {exc}") from exc
+    found = SchemaChecker(name, schema)
+    if check:
+        try:
+            found.is_valid(None)
+        except fastjsonschema.JsonSchemaDefinitionException as exc:
+            raise ValueError(f"not a usable JSON Schema: {exc}") from exc
+    return found
 
 
 def _at(doc: Document, path: NodePath, message: str, *, key: bool = False) -> Problem:
