@@ -61,7 +61,8 @@ def as_json(report: Report) -> dict[str, Any]:
 
 
 def write_json(report: Report, stream: TextIO) -> None:
-    stream.write(json.dumps(as_json(report), indent=2, ensure_ascii=False) + "\n")
+    # Compact: the C encoder (indent would make it pure Python, seconds for 10,000 changes).
+    stream.write(json.dumps(as_json(report), ensure_ascii=False) + "\n")
 
 
 def _text_lines(result: FileResult) -> list[str]:

@@ -159,7 +159,7 @@ class AuditIndex:
     """
 
     def __init__(self, root: Path) -> None:
-        self.path = state_dir(root) / "cache" / "validate-audited.json"
+        self.path = state_dir(root) / "cache" / "audited-verdicts.json"
         try:
             data = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
