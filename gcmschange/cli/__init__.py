@@ -25,7 +25,7 @@ def _verb(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _load_verbs(argv: Sequence[str]) -> None:
+def _load_verbs(argv: Sequence[str] = ()) -> None:
     # Each verb module attaches its commands to app.root when imported; modules import
     # their heavy dependencies (ansible-runner, testinfra) inside commands so --help and
     # validate stay fast. A verb with a module of its own name loads only that module, so
