@@ -255,3 +255,12 @@ def test_incident_bad_input_is_one_line(
     code = main(["--repo", str(estate_repo), *cmd, *args])
     assert code == 1
     assert reason in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("phase", ["scheduled", "started", "extended", "completed", "rolled_back"])
+def test_every_phase_renders_without_optional_extras(estate_repo: Path, phase: str) -> None:
+    # apply and rollback call issue_notices without reasons; a template must not require them
+    assert (
+        main(["--repo", str(estate_repo), "notices", "issue", "CHG-LAB-0003", "--phase", phase])
+        == 0
+    )
