@@ -1,9 +1,78 @@
 #!/usr/bin/env bash
-# The demo: set up, bring up the lab fleet, and walk CHG-LAB-0001 down the whole road
-# (validate -> render -> plan -> approve -> apply in waves -> verify -> evidence),
-# then bring the lab down again, even on failure.
+# The demo: set up what is missing, then walk CHG-LAB-0001 down the whole road on the lab
+# fleet, show the deliberate bad change CHG-LAB-0003 stopped at its canary and rolled back,
+# and finish with the evidence bundle, the audit chain, partner notices and the status site.
+# Works in a throw-away copy of the estate (a real git repository with a bare origin that
+# holds the locks), and always brings the lab down again, even on failure.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
-export PATH="$PWD/.venv/bin:$PATH"
-exec python -m gcmschange.demo "$@"
+project="$(cd "$(dirname "$0")/.." && pwd)"
+"$project/scripts/bootstrap.sh"
+export PATH="$project/.venv/bin:$PATH"
+
+work="${GCMS_DEMO_DIR:-/tmp/gcmschange-demo}"
+repo="$work/estate"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+g() { printf '$ gcmschange %s\n' "$*"; gcmschange --repo "$repo" "$@"; }
+
+if [ -d "$repo" ]; then gcmschange --repo "$repo" lab down >/dev/null 2>&1 || true; fi
+rm -rf "$work"
+mkdir -p "$repo"
+began=$(date +%s)
+
+step "A GitOps repository holding the reference estate (real git, bare origin for locks)"
+for part in estate.yml policy.yml approvers inventories playbooks templates verify changes catalogue schemas lab; do
+  cp -r "$project/$part" "$repo/"
+done
+rm -f "$repo/inventories/lab/hosts.yml"
+chmod 600 "$repo"/lab/keys/*[!b] # ssh-keygen refuses private keys others can read
+git -C "$repo" init -q -b main
+git -C "$repo" add -A
+git -C "$repo" -c user.name=demo -c user.email=demo@gcms.example commit -qm "reference estate"
+git init -q --bare "$work/origin.git"
+git -C "$repo" remote add origin "$work/origin.git"
+git -C "$repo" push -q origin main
+git -C "$repo" config user.name "Alice (release manager)"
+git -C "$repo" config user.email rm-alice@gcms.example
+
+trap 'step "Lab down"; gcmschange --repo "$repo" lab down' EXIT
+
+step "Lab fleet: real hosts (sshd as PID 1 of their own namespaces), then the standard baseline"
+g lab up
+g lab converge
+
+step "Validate every open change (schema, references, policy, calendar, blast radius)"
+g validate
+
+step "Render and plan CHG-LAB-0001 (check + diff on the real hosts); the digest binds approvals"
+g render CHG-LAB-0001
+g plan CHG-LAB-0001
+
+step "Approvals: the owners of portal and case_api sign the plan's digest"
+g approvals CHG-LAB-0001 || true
+g approve CHG-LAB-0001 --key lab/keys/owner-portal --comment "Reviewed the plan"
+g approve CHG-LAB-0001 --key lab/keys/owner-case-api --comment "Reviewed the plan"
+g approvals CHG-LAB-0001 --gate
+
+step "Apply in waves (canary, 50%, 100%) under a lock, verified by testinfra after each wave"
+g apply CHG-LAB-0001
+ssh -F "$repo/.gcmschange/lab/ssh_config" portal-1 curl -fsS http://127.0.0.1/api/v1/status; echo
+
+step "The deliberate bad change: CHG-LAB-0003 is stopped at its canary and rolled back (exit 4)"
+g approve CHG-LAB-0003 --key lab/keys/owner-case-api --comment "Looks fine (it is not)"
+set +e
+g apply CHG-LAB-0003
+code=$?
+set -e
+echo "exit code: $code (4 = rolled back and verified)"
+[ "$code" = 4 ] || { echo "expected exit 4 from the bad change" >&2; exit 1; }
+ssh -F "$repo/.gcmschange/lab/ssh_config" portal-1 curl -fsS http://127.0.0.1/api/v1/status; echo
+
+step "Evidence, audit chain, partner notices, calendar and the status site"
+g evidence CHG-LAB-0001 -o "$work/evidence-CHG-LAB-0001.tar.gz"
+g evidence verify "$work/evidence-CHG-LAB-0001.tar.gz"
+g audit verify
+ls "$repo/.gcmschange/outbox/"*/ | head -20
+g calendar --env lab -o "$work/changes.ics"
+g site -o "$work/site"
+
+step "Done in $(( $(date +%s) - began ))s; everything is under $work"
