@@ -107,7 +107,7 @@ def test_apply_is_manual_gated_serialised_and_only_on_the_default_branch(
         assert rule["if"].startswith("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH")
     script = apply["script"]
     gate = next(i for i, s in enumerate(script) if "approvals" in s)
-    run = next(i for i, s in enumerate(script) if s.startswith("gcmschange apply"))
+    run = next(i for i, s in enumerate(script) if 'gcmschange apply "' in s)
     assert "--gate" in script[gate]
     assert gate < run
 
