@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Row, median, rotate, run_process
+from benchmarks.common import Row, median, rotate, run_process, with_cpu
 from benchmarks.fleet import BenchError, Fleet
 
 MAX_RATIO = 1.10
@@ -61,10 +61,13 @@ def generated_config(fleet: Fleet) -> Path:
 def run(repeats: int, fleet: Fleet) -> list[dict[str, Any]]:
     config = generated_config(fleet)
     playbook = fleet.root / "playbooks" / "configure.yml"
+    cpu: dict[str, list[float]] = {"gcmschange": [], "peer": []}
     times = rotate(
         {
-            "gcmschange": lambda: fleet.push("apply-gcmschange"),
-            "peer": lambda: ansible_playbook(fleet, playbook, config, "apply-peer"),
+            "gcmschange": with_cpu(lambda: fleet.push("apply-gcmschange"), cpu["gcmschange"]),
+            "peer": with_cpu(
+                lambda: ansible_playbook(fleet, playbook, config, "apply-peer"), cpu["peer"]
+            ),
         },
         repeats,
         before=fleet.cold,
@@ -77,6 +80,10 @@ def run(repeats: int, fleet: Fleet) -> list[dict[str, Any]]:
         target=f"ratio <= {MAX_RATIO:.2f}",
         max_ratio=MAX_RATIO,
         runs=times,
-        extra={"hosts": len(fleet.hosts)},
+        extra={
+            "hosts": len(fleet.hosts),
+            "controller_cpu_s": {k: [round(v, 2) for v in vs] for k, vs in cpu.items()},
+            "cpu_ratio": round(median(cpu["gcmschange"]) / median(cpu["peer"]), 3),
+        },
     )
     return [row.as_dict()]
