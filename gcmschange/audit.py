@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from gcmschange import cienv
 from gcmschange.audit_check import AuditReport, check_lines, parse_entry
-from gcmschange.errors import InvalidInputError
+from gcmschange.errors import GcmsError, InvalidInputError
 from gcmschange.paths import audit_log
 
 GENESIS = "0" * 64
@@ -70,6 +71,13 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 
 def default_actor() -> str:
+    """The GitLab user who started the job when in CI, else the local account."""
+    try:
+        in_ci = cienv.from_environ().actor
+    except GcmsError:
+        in_ci = None  # a malformed CI variable must not stop the audit; the local user stands in
+    if in_ci:
+        return in_ci
     try:
         return getpass.getuser()
     except (KeyError, OSError):
