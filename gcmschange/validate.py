@@ -10,6 +10,7 @@ The result is a `Report`; nothing here prints. A broken estate or policy raises
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,10 +20,11 @@ from pathlib import Path
 from gcmschange import audit, validate_calendar, validate_rules, yamlsafe
 from gcmschange.errors import Location, Problem, ValidationError
 from gcmschange.model import BlastRadius
-from gcmschange.validate_cache import AuditIndex, FileResult, ResultCache
+from gcmschange.validate_cache import AuditIndex, FileResult, ResultCache, Signature, signature
 from gcmschange.validate_context import Context, load_context
 from gcmschange.validate_schema import kind_of
 
+Source = Path | os.DirEntry[str]  # a file to check: DirEntry saves a Path per listed change
 __all__ = ["FileResult", "Report", "display_name", "record_audit", "resolve", "validate"]
 
 
@@ -65,12 +67,21 @@ def _blast(ctx: Context, data: dict[str, object]) -> BlastRadius | None:
     if not isinstance(systems, list):
         return None
     known = tuple(s for s in systems if isinstance(s, str) and s in ctx.estate.systems)
-    return ctx.estate.blast_radius(known) if known else None
+    if not known:
+        return None
+    found = ctx.blast_memo.get(known)
+    if found is None:
+        found = ctx.blast_memo[known] = ctx.estate.blast_radius(known)
+    return found
 
 
-def check_bytes(ctx: Context, raw: bytes, file: str) -> FileResult:
+def content_key(file: str, raw: bytes) -> str:
+    return hashlib.sha256(file.encode() + b"\0" + raw).hexdigest()
+
+
+def check_bytes(ctx: Context, raw: bytes, file: str, key: str | None = None) -> FileResult:
     """Everything about one file that depends only on its content and the context."""
-    key = hashlib.sha256(file.encode() + b"\0" + raw).hexdigest()
+    key = key or content_key(file, raw)
     try:
         doc = yamlsafe.load_bytes(raw, file)
     except ValidationError as err:
@@ -81,26 +92,37 @@ def check_bytes(ctx: Context, raw: bytes, file: str) -> FileResult:
     schema_problems = ctx.change_schema.problems(doc)
     rule_problems, facts = validate_rules.check(ctx, doc, schema_problems)
     change_id = doc.data.get("id") if isinstance(doc.data.get("id"), str) else None
-    problems = tuple(sorted([*schema_problems, *rule_problems], key=_order))
+    problems = [*schema_problems, *rule_problems]
+    if len(problems) > 1:
+        problems.sort(key=_order)
     blast = _blast(ctx, doc.data)
-    return FileResult(file, key, change_id, problems, facts, blast, doc.locate(("id",)))
+    return FileResult(file, key, change_id, tuple(problems), facts, blast, doc.locate(("id",)))
 
 
 def _order(p: Problem) -> tuple[str, int, int]:
     return (p.location.file, p.location.line, p.location.column)
 
 
-def _check_file(ctx: Context, cache: ResultCache, path: Path, file: str) -> FileResult:
+def _check_file(ctx: Context, cache: ResultCache, path: Source, file: str) -> FileResult:
+    # The signature is taken before the read, so a write in between leaves a newer one.
+    try:
+        sig: Signature | None = signature(path.stat())
+    except OSError:
+        sig = None  # reading it says why, in the words the loader uses
+    if sig is not None:
+        known = cache.unchanged(file, sig)
+        if known is not None:
+            return known
     try:
         raw = yamlsafe.read_limited(path, file)
     except ValidationError as err:
         return FileResult(file, "", None, err.problems, None, None)
-    key = hashlib.sha256(file.encode() + b"\0" + raw).hexdigest()
-    cached = cache.get(key)
+    key = content_key(file, raw)
+    cached = cache.get(file, key, sig)
     if cached is not None:
         return cached
-    result = check_bytes(ctx, raw, file)
-    cache.put(result)
+    result = check_bytes(ctx, raw, file, key)
+    cache.put(result, sig)
     return result
 
 
@@ -113,16 +135,31 @@ def _cross_file(
     for result in results:
         if result.change_id:
             ids[result.change_id].append(result.file)
-    id_at = {r.file: r.id_at or Location(r.file, 1, 1, "$.id") for r in results}
-    for file, message in validate_calendar.duplicate_ids(ids).items():
-        extra[file].append(Problem(message, id_at[file], "duplicate-id"))
+    duplicates = validate_calendar.duplicate_ids(ids)
+    for result in results if duplicates else ():
+        if result.file in duplicates:
+            where = result.id_at or Location(result.file, 1, 1, "$.id")
+            extra[result.file].append(Problem(duplicates[result.file], where, "duplicate-id"))
     facts = [r.facts for r in results if r.facts is not None]
     for file, problem in validate_calendar.conflicts(ctx, facts, targets):
         extra[file].append(problem)
-    for result in results:
-        if now is not None and result.facts is not None and result.file in targets:
-            extra[result.file] += validate_calendar.clock(ctx.policy, result.facts, now)
+    if now is not None:
+        for fact in facts:
+            if fact.where.file in targets:
+                found = validate_calendar.clock(ctx.policy, fact, now)
+                if found:
+                    extra[fact.where.file] += found
     return extra
+
+
+def _listed(root: Path) -> dict[str, Source]:
+    """Every changes/*.yaml (as glob finds them, in name order): shown name -> entry."""
+    try:
+        with os.scandir(root / "changes") as found:
+            entries = {f"changes/{e.name}": e for e in found if e.name.endswith(".yaml")}
+    except OSError:
+        return {}
+    return dict(sorted(entries.items()))
 
 
 def validate(
@@ -139,36 +176,46 @@ def validate(
     skips the checks that depend on it, for stages that run inside the window.
     """
     ctx = load_context(root)
-    open_changes = sorted((root / "changes").glob("*.yaml"))
-    wanted = [resolve(root, r) for r in refs] if refs else open_changes
+    paths = _listed(root)
+    wanted = list(paths)
+    if refs:
+        # Files found under changes/ are named cheaply; only paths given by the user are resolved.
+        wanted = []
+        for ref in refs:
+            path = resolve(root, ref)
+            file = display_name(root, path)
+            paths.setdefault(file, path)
+            wanted.append(file)
     cache = ResultCache(root, ctx.digest, enabled=use_cache)
-    # Files found under changes/ are named cheaply; only paths given by the user are resolved.
-    names = {p: f"changes/{p.name}" for p in open_changes}
-    names.update((p, display_name(root, p)) for p in wanted if p not in names)
-    by_file = {file: _check_file(ctx, cache, p, file) for p, file in names.items()}
+    by_file = {file: _check_file(ctx, cache, path, file) for file, path in paths.items()}
     cache.save()
-    asked = [by_file[names[p]] for p in wanted]
-    targets = {r.file for r in asked}
+    targets = set(wanted)
     moment = (now or datetime.now(UTC)) if clock else None
     extra = _cross_file(ctx, list(by_file.values()), targets, moment)
-    results = tuple(
-        replace(r, problems=tuple(sorted([*r.problems, *extra.get(r.file, [])], key=_order)))
-        for r in dict.fromkeys(asked)
-    )
+    results = tuple(_with(by_file[file], extra.get(file)) for file in dict.fromkeys(wanted))
     return Report(results, ctx.problems, fresh=cache.fresh)
 
 
+def _with(result: FileResult, extra: list[Problem] | None) -> FileResult:
+    if not extra:
+        return result
+    return replace(result, problems=tuple(sorted([*result.problems, *extra], key=_order)))
+
+
 def record_audit(root: Path, report: Report) -> int:
-    """A `validated` event per change whose content or outcome is new; returns how many."""
+    """A `validated` event per change whose content or outcome is new; returns how many.
+
+    All of them in one batch: one lock, one write, one fsync, however many changes.
+    """
     index = AuditIndex(root)
-    recorded = 0
+    batch: list[audit.NewEvent] = []
     for result in report.results:
         outcome = "failed" if any(p.severity == "error" for p in result.problems) else "ok"
         if not index.is_new(result.file, result.key, outcome):
             continue
         details = {"file": result.file, "sha256": result.key, "problems": len(result.problems)}
-        audit.record(root, "validated", outcome=outcome, change=result.change_id, details=details)
+        batch.append(audit.NewEvent("validated", outcome, result.change_id, details=details))
         index.mark(result.file, result.key, outcome)
-        recorded += 1
+    audit.record_many(root, batch)
     index.save()
-    return recorded
+    return len(batch)

@@ -8,7 +8,7 @@ inventories are checked too, but only the changes that use a broken one suffer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from gcmschange import __version__, catalogue, estate, policy, yamlsafe
 from gcmschange.catalogue import CatalogueEntry
 from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
 from gcmschange.estate import Estate, Inventory
+from gcmschange.model import BlastRadius
 from gcmschange.paths import state_dir
 from gcmschange.policy import Policy
 from gcmschange.validate_schema import SchemaChecker, checker
@@ -51,6 +52,10 @@ class Context:
     inventories: dict[str, Inventory]  # only environments whose inventory exists
     problems: tuple[Problem, ...]  # in shared files that some changes may depend on
     digest: str  # changes whenever anything a verdict depends on changes
+    # Targets -> blast radius: thousands of changes share a handful of target sets.
+    blast_memo: dict[tuple[str, ...], BlastRadius] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def related(self, a: str, b: str) -> bool:
         return self.estate.related(a, b)

@@ -5,14 +5,22 @@ on parser events (libyaml when present) and refuses at the first offending event
 anything is composed, so an alias bomb costs microseconds, not gigabytes. Scalars follow
 the YAML 1.2 core schema (`no`, `on` and `2026-01-01` stay strings), because a change
 request is JSON data written in YAML.
+
+Validating 10,000 changes is mostly this loop, so it runs twice over: a lean pass that
+builds the data and notes where the top-level entries are, and stops at anything unusual;
+and the exact pass, which says precisely what was refused and where, and which also runs
+(lazily) when a message needs the position of a deeper node. Both apply the same rules to
+the same libyaml events, so they cannot disagree about what a file holds.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,10 @@ NodePath = tuple[PathPart, ...]
 _Parser: Any = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
 _STRING_TAGS = {"tag:yaml.org,2002:str", "!unsafe", "!"}  # !unsafe: Ansible's "never template"
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_SCALAR, _ALIAS = yaml.ScalarEvent, yaml.AliasEvent
+_MAPPING_START, _MAPPING_END = yaml.MappingStartEvent, yaml.MappingEndEvent
+_SEQUENCE_START, _SEQUENCE_END = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+_DOCUMENT_START, _STREAM_END = yaml.DocumentStartEvent, yaml.StreamEndEvent
 _MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF") | {""}
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 # The YAML 1.2 core schema's implicit types, tried in order; anything else is a string.
@@ -58,21 +70,47 @@ def json_path(path: Sequence[PathPart]) -> str:
     return "".join(out)
 
 
+Positions = dict[NodePath, tuple[int, int]]
+
+
 @dataclass(frozen=True)
 class Document:
     """A loaded YAML document and where each of its nodes (and mapping keys) starts."""
 
     data: Any
     file: str
-    positions: dict[NodePath, tuple[int, int]]  # value node -> (line, column), 1-based
-    key_positions: dict[NodePath, tuple[int, int]]  # mapping entry -> position of its key
+    # The root and its direct entries (values, keys); the lean pass knows no more.
+    top: tuple[Positions, Positions] = field(repr=False, compare=False)
+    source: bytes = field(default=b"", repr=False, compare=False)  # to find deeper nodes
+    exact: tuple[Positions, Positions] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _tables(self) -> tuple[Positions, Positions]:
+        if self.exact is not None:
+            return self.exact
+        try:
+            builder = _exact_pass(self.source, self.file)
+        except _RefusedError:  # cannot happen: the lean pass accepted these bytes
+            return self.top
+        return builder.positions, builder.key_positions
+
+    @property
+    def positions(self) -> Positions:
+        """Value node -> (line, column), 1-based."""
+        return self._tables[0]
+
+    @property
+    def key_positions(self) -> Positions:
+        """Mapping entry -> position of its key."""
+        return self._tables[1]
 
     def locate(self, path: Sequence[PathPart], *, key: bool = False) -> Location:
         """The position of `path`, or of its nearest ancestor that has one."""
         parts = tuple(path)
-        table = self.key_positions if key else self.positions
+        positions, keys = self.top if len(parts) <= 1 else self._tables
+        table = keys if key else positions
         for cut in range(len(parts), -1, -1):
-            pos = table.get(parts[:cut]) or self.positions.get(parts[:cut])
+            pos = table.get(parts[:cut]) or positions.get(parts[:cut])
             if pos:
                 return Location(self.file, pos[0], pos[1], json_path(parts))
         return Location(self.file, 1, 1, json_path(parts))
@@ -253,9 +291,10 @@ def _check_bytes(raw: bytes) -> bytes:
     return raw.removeprefix(b"\xef\xbb\xbf")
 
 
-def _parse(raw: bytes, file: str) -> Document:
+def _exact_pass(text: bytes, file: str) -> _Builder:
+    """Every node with its position, or the precise refusal (from the checked bytes)."""
     builder = _Builder(file)
-    parser = _Parser(_check_bytes(raw))
+    parser = _Parser(text)
     try:
         while parser.check_event():
             event = parser.get_event()
@@ -273,33 +312,164 @@ def _parse(raw: bytes, file: str) -> Document:
         raise _RefusedError("syntax", f"YAML error: {exc}") from exc
     finally:
         parser.dispose()
-    return Document(builder.root, file, builder.positions, builder.key_positions)
+    return builder
+
+
+class _UnusualError(Exception):
+    """The lean pass met something the exact pass must judge (and name precisely)."""
+
+
+class _Lean:
+    """The lean pass: the data and the top-level positions of a plain document.
+
+    This loop is most of a cold validation run, so it keeps its state in a few slots,
+    records positions only for the root and its direct entries, and does no more per event
+    than placing the value. Anything unusual (anchors, aliases, tags, non-string or
+    duplicate keys, depth, a second document, a syntax error) raises `_UnusualError`, and
+    the exact pass takes over.
+    """
+
+    __slots__ = ("container", "depth", "documents", "in_map", "key", "keys", "root", "stack")
+    stack: list[tuple[Any, bool, Any]]
+
+    def __init__(self) -> None:
+        self.stack = []
+        self.container: Any = None  # the open list or dict (None: at the document root)
+        self.in_map = False
+        self.key: Any = None  # the mapping key waiting for its value (None: a key is next)
+        self.root: Any = None
+        self.depth = self.documents = 0
+        self.keys: Positions = {}
+
+    def scalar(self, event: Any, values: Positions) -> None:
+        value, tag = event.value, event.tag
+        if event.anchor is not None or (tag is not None and tag not in _STRING_TAGS):
+            raise _UnusualError
+        if tag is None and not event.style and event.implicit[0] and value[:1] in _MAYBE_NOT_TEXT:
+            value = _plain_scalar(value)
+        if self.in_map and self.key is None:
+            if type(value) is not str or value in self.container:
+                raise _UnusualError
+            self.key = value
+            if self.depth == 1:
+                mark = event.start_mark
+                self.keys[(value,)] = (mark.line + 1, mark.column + 1)
+        else:
+            self.place(value, event, values)
+
+    def start(self, event: Any, values: Positions) -> None:
+        tag = event.tag
+        if event.anchor is not None or self.depth >= MAX_DEPTH:
+            raise _UnusualError
+        if (self.in_map and self.key is None) or (
+            tag is not None and tag not in _COLLECTION_TAGS and tag != "!"
+        ):
+            raise _UnusualError
+        node: Any = {} if type(event) is _MAPPING_START else []
+        self.place(node, event, values)
+        self.stack.append((self.container, self.in_map, self.key))
+        self.container, self.in_map, self.key = node, type(node) is dict, None
+        self.depth += 1
+
+    def place(self, node: Any, event: Any, values: Positions) -> None:
+        depth = self.depth
+        if depth <= 1:  # the root or one of its entries: note where it starts
+            mark = event.start_mark
+            at = (mark.line + 1, mark.column + 1)
+            if depth == 0:
+                self.root, values[()] = node, at
+            else:
+                values[(self.key,) if self.in_map else (len(self.container),)] = at
+        if self.in_map:
+            self.container[self.key] = node
+            self.key = None
+        elif depth:
+            self.container.append(node)
+
+    def end(self, _event: Any, _values: Positions) -> None:
+        self.container, self.in_map, self.key = self.stack.pop()
+        self.depth -= 1
+
+    def document(self, _event: Any, _values: Positions) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise _UnusualError
+
+    def refuse(self, _event: Any, _values: Positions) -> None:
+        raise _UnusualError
+
+    def skip(self, _event: Any, _values: Positions) -> None:
+        return
+
+
+_ON_EVENT = {
+    _SCALAR: _Lean.scalar,
+    _MAPPING_START: _Lean.start,
+    _SEQUENCE_START: _Lean.start,
+    _MAPPING_END: _Lean.end,
+    _SEQUENCE_END: _Lean.end,
+    _DOCUMENT_START: _Lean.document,
+    _ALIAS: _Lean.refuse,
+}
+
+
+def _lean_pass(text: bytes, file: str) -> Document:
+    parser = _Parser(text)
+    lean = _Lean()
+    values: Positions = {}
+    skip = _Lean.skip
+    on_event = _ON_EVENT.get
+    try:
+        for event in iter(parser.get_event, None):
+            on_event(type(event), skip)(lean, event, values)
+    except yaml.YAMLError as exc:
+        raise _UnusualError from exc
+    finally:
+        parser.dispose()
+    return Document(lean.root, file, (values, lean.keys), text)
 
 
 def load_bytes(raw: bytes, file: str) -> Document:
     """Parse `raw` as one safe YAML document; a refusal is a `ValidationError` with one problem."""
     try:
-        return _parse(raw, file)
+        text = _check_bytes(raw)
+        try:
+            return _lean_pass(text, file)
+        except _UnusualError:
+            builder = _exact_pass(text, file)
     except _RefusedError as refused:
         path = "" if refused.path is None else json_path(refused.path)
         problem = Problem(
             refused.message, Location(file, refused.line, refused.column, path), refused.code
         )
         raise ValidationError(str(problem), (problem,)) from None
+    tables = (builder.positions, builder.key_positions)
+    return Document(builder.root, file, tables, text, tables)
 
 
-def read_limited(path: Path, display: str | None = None) -> bytes:
+def read_limited(path: os.PathLike[str], display: str | None = None) -> bytes:
     """The file's bytes, at most one past the size limit (a 50 MB file costs 256 KiB)."""
-    name = display if display is not None else str(path)
+    name = display if display is not None else os.fspath(path)
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return _read_up_to(fd, MAX_BYTES + 1)
+        finally:
+            os.close(fd)
     except FileNotFoundError as exc:
         raise _refusal(name, "not-found", "file not found") from exc
     except IsADirectoryError as exc:
         raise _refusal(name, "unreadable", "is a directory, not a file") from exc
     except OSError as exc:
         raise _refusal(name, "unreadable", f"cannot be read: {exc.strerror}") from exc
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    # Plain os.read: no buffered file object per change, which a cold run creates 10,000 of.
+    chunks = [os.read(fd, limit)]
+    while chunks[-1] and (got := sum(map(len, chunks))) < limit:
+        chunks.append(os.read(fd, limit - got))
+    return b"".join(chunks)
 
 
 def load_file(path: Path, display: str | None = None) -> Document:
