@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gcmschange import audit, validate_calendar, validate_rules, yamlsafe
-from gcmschange.errors import Location, Problem, ValidationError
+from gcmschange.errors import Problem, ValidationError
 from gcmschange.model import BlastRadius
-from gcmschange.validate_cache import AuditIndex, FileResult, ResultCache, Signature, signature
+from gcmschange.validate_cache import AuditIndex, FileResult, ResultCache, signature
 from gcmschange.validate_context import Context, load_context
 from gcmschange.validate_schema import kind_of
 
@@ -96,23 +96,25 @@ def check_bytes(ctx: Context, raw: bytes, file: str, key: str | None = None) -> 
     if len(problems) > 1:
         problems.sort(key=_order)
     blast = _blast(ctx, doc.data)
-    return FileResult(file, key, change_id, tuple(problems), facts, blast, doc.locate(("id",)))
+    at = doc.locate(("id",))
+    return FileResult(file, key, change_id, tuple(problems), facts, blast, (at.line, at.column))
 
 
 def _order(p: Problem) -> tuple[str, int, int]:
     return (p.location.file, p.location.line, p.location.column)
 
 
-def _check_file(ctx: Context, cache: ResultCache, path: Source, file: str) -> FileResult:
-    # The signature is taken before the read, so a write in between leaves a newer one.
+def _signature(path: Source) -> str | None:
     try:
-        sig: Signature | None = signature(path.stat())
+        return signature(path.stat())
     except OSError:
-        sig = None  # reading it says why, in the words the loader uses
-    if sig is not None:
-        known = cache.unchanged(file, sig)
-        if known is not None:
-            return known
+        return None  # reading it says why, in the words the loader uses
+
+
+def _check_file(
+    ctx: Context, cache: ResultCache, path: Source, file: str, sig: str | None
+) -> FileResult:
+    """Read, hash and check a file the cache could not vouch for by its signature alone."""
     try:
         raw = yamlsafe.read_limited(path, file)
     except ValidationError as err:
@@ -138,17 +140,14 @@ def _cross_file(
     duplicates = validate_calendar.duplicate_ids(ids)
     for result in results if duplicates else ():
         if result.file in duplicates:
-            where = result.id_at or Location(result.file, 1, 1, "$.id")
-            extra[result.file].append(Problem(duplicates[result.file], where, "duplicate-id"))
+            problem = Problem(duplicates[result.file], result.id_at, "duplicate-id")
+            extra[result.file].append(problem)
     facts = [r.facts for r in results if r.facts is not None]
     for file, problem in validate_calendar.conflicts(ctx, facts, targets):
         extra[file].append(problem)
     if now is not None:
-        for fact in facts:
-            if fact.where.file in targets:
-                found = validate_calendar.clock(ctx.policy, fact, now)
-                if found:
-                    extra[fact.where.file] += found
+        for file, problem in validate_calendar.clock_all(ctx.policy, facts, targets, now):
+            extra[file].append(problem)
     return extra
 
 
@@ -187,7 +186,13 @@ def validate(
             paths.setdefault(file, path)
             wanted.append(file)
     cache = ResultCache(root, ctx.digest, enabled=use_cache)
-    by_file = {file: _check_file(ctx, cache, path, file) for file, path in paths.items()}
+    # Signatures are taken before any read, so a write in between leaves a newer one.
+    sigs = {file: _signature(path) for file, path in paths.items()}
+    known = cache.unchanged(sigs)
+    by_file = {
+        file: known.get(file) or _check_file(ctx, cache, source, file, sigs[file])
+        for file, source in paths.items()
+    }
     cache.save()
     targets = set(wanted)
     moment = (now or datetime.now(UTC)) if clock else None

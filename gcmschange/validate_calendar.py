@@ -57,13 +57,13 @@ def conflicts(ctx: Context, facts: list[Facts], targets: set[str]) -> list[tuple
             if pair is None or a.id == b.id:
                 continue
             for this, other, (mine, theirs) in ((a, b, pair), (b, a, pair[::-1])):
-                if this.where.file in targets:
+                if this.file in targets:
                     how = "the same system" if mine == theirs else f"related system {theirs}"
                     msg = (
                         f"calendar conflict with {other.id}: windows overlap in {env} on "
                         f"{mine} ({how})"
                     )
-                    found.append((this.where.file, Problem(msg, this.where, "conflict", level)))
+                    found.append((this.file, Problem(msg, this.where, "conflict", level)))
     return found
 
 
@@ -71,19 +71,38 @@ def clock(policy: Policy, fact: Facts, now: datetime) -> list[Problem]:
     """Notice before the window (emergencies exempt) and windows already over."""
     found: list[Problem] = []
     notice = policy.min_notice(fact.environment)
-    if fact.end <= now:
+    ahead = fact.start - now.timestamp()  # seconds
+    if fact.end <= now.timestamp():
         found.append(Problem("window has already ended", fact.where, "window", "warning"))
-    elif notice is not None and fact.type != "emergency" and fact.start - now < notice:
+    elif notice is not None and fact.type != "emergency" and ahead < notice.total_seconds():
         hours = notice.total_seconds() / 3600
-        lead = (fact.start - now).total_seconds() / 3600
         found.append(
             Problem(
-                f"window starts in {lead:.1f} h; {fact.environment} needs {hours:g} h notice",
+                f"window starts in {ahead / 3600:.1f} h; {fact.environment} needs {hours:g} h "
+                "notice",
                 fact.where,
                 "policy",
             )
         )
     return found
+
+
+def clock_all(
+    policy: Policy, facts: Iterable[Facts], targets: set[str], now: datetime
+) -> Iterator[tuple[str, Problem]]:
+    """(file, problem) from `clock` for every target; most changes are far ahead, so they
+    are passed over with one comparison."""
+    moment = now.timestamp()
+    quiet_from: dict[str, float] = {}  # per environment: windows starting later are fine
+    for fact in facts:
+        env = fact.environment
+        if env not in quiet_from:
+            notice = policy.min_notice(env)
+            quiet_from[env] = moment + (notice.total_seconds() if notice else 0.0)
+        if fact.start >= quiet_from[env] and fact.end > moment:
+            continue
+        if fact.file in targets:
+            yield from ((fact.file, p) for p in clock(policy, fact, now))
 
 
 def duplicate_ids(facts: dict[str, list[str]]) -> dict[str, str]:

@@ -41,6 +41,8 @@ _MAPPING_START, _MAPPING_END = yaml.MappingStartEvent, yaml.MappingEndEvent
 _SEQUENCE_START, _SEQUENCE_END = yaml.SequenceStartEvent, yaml.SequenceEndEvent
 _DOCUMENT_START, _STREAM_END = yaml.DocumentStartEvent, yaml.StreamEndEvent
 _MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF") | {""}
+_WORD_START = frozenset("nNtTfF")
+_NULLS = frozenset(("null", "Null", "NULL"))
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 # The YAML 1.2 core schema's implicit types, tried in order; anything else is a string.
 _RESOLVERS: tuple[tuple[re.Pattern[str], Any], ...] = (
@@ -146,6 +148,8 @@ def _plain_scalar(value: str) -> Any:
         return value
     if value in _BOOL:
         return _BOOL[value]
+    if value[:1] in _WORD_START:  # "normal", "none": only null is left (no number starts so)
+        return None if value in _NULLS else value
     for pattern, convert in _RESOLVERS:
         if pattern.match(value):
             return convert(value)

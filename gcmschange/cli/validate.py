@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import click
@@ -53,7 +56,21 @@ def validate_cmd(
 
     ctx = app.get_context(verb_output)
     root = ctx.repo
-    report = validate.validate(root, changes, now=_now(now_arg), use_cache=not no_cache)
-    validate.record_audit(root, report)
-    reporters.REPORTERS[ctx.output](report, sys.stdout)
+    with _no_cycle_collection():
+        report = validate.validate(root, changes, now=_now(now_arg), use_cache=not no_cache)
+        validate.record_audit(root, report)
+        reporters.REPORTERS[ctx.output](report, sys.stdout)
     return int(ExitCode.OK if report.ok else ExitCode.FAILURE)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Validating 10,000 changes makes a million small objects and no reference cycles;
+    the cycle collector would rescan them all again and again (a third of a warm run)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

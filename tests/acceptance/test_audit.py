@@ -161,3 +161,78 @@ def test_damaged_last_entry_fails_closed(estate_repo: Path) -> None:
     audit_log(estate_repo).write_bytes(lines[0] + b"garbage\n")
     with pytest.raises(audit.AuditError, match="last entry is damaged"):
         audit.record(estate_repo, "x")
+
+
+BATCH_APPENDER = """
+import sys
+from pathlib import Path
+from gcmschange.audit import NewEvent, record_many
+root, tag = Path(sys.argv[1]), sys.argv[2]
+for n in range(100000):
+    batch = [NewEvent("test.batch", change=tag, details={"n": n, "i": i}) for i in range(200)]
+    record_many(root, batch)
+"""
+
+
+def _batch(count: int) -> list[audit.NewEvent]:
+    return [
+        audit.NewEvent("validated", "ok" if i % 3 else "failed", f"CHG-{i}", details={"i": i})
+        for i in range(count)
+    ]
+
+
+def test_a_batch_is_one_stretch_of_the_same_chain(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(estate_repo, 2)
+    recorded = audit.record_many(estate_repo, _batch(50))
+    audit.record(estate_repo, "after.batch")
+    code, out = _verify(estate_repo, capsys)
+    assert code == 0, out
+    assert "intact: 53 entries" in out
+    events = audit.read_events(estate_repo)
+    assert events[2:52] == recorded
+    assert [e.seq for e in recorded] == list(range(3, 53))
+    assert [(e.change, e.outcome) for e in recorded[:3]] == [
+        ("CHG-0", "failed"),
+        ("CHG-1", "ok"),
+        ("CHG-2", "ok"),
+    ]
+    assert audit.record_many(estate_repo, []) == []
+    assert audit.verify_chain(estate_repo).entries == 53
+
+
+def test_a_crash_in_the_middle_of_a_batch_is_a_torn_tail(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = b"".join(_seed(estate_repo, 3))
+    head_before = audit.head_path(estate_repo).read_bytes()
+    audit.record_many(estate_repo, _batch(40))
+    written = audit_log(estate_repo).read_bytes()[len(before) :]
+    lines = written.splitlines(keepends=True)
+    # What a crash leaves: the head is replaced only after the batch is written and fsynced.
+    audit.head_path(estate_repo).write_bytes(head_before)
+    whole = len(b"".join(lines[:19]))
+    audit_log(estate_repo).write_bytes(before + written[:whole])
+    assert audit.verify_chain(estate_repo).ok  # whole entries, head behind: as for one record
+    audit_log(estate_repo).write_bytes(before + written[: whole + len(lines[19]) // 2])
+    report = audit.verify_chain(estate_repo)
+    assert (report.ok, report.truncated_tail, report.entries) == (False, True, 22)
+    assert _verify(estate_repo, capsys)[0] == 1
+    audit.record_many(estate_repo, _batch(2))
+    code, out = _verify(estate_repo, capsys)
+    assert code == 0, out
+    events = audit.read_events(estate_repo)
+    assert [e.event for e in events[-3:]] == ["audit.tail_discarded", "validated", "validated"]
+    assert events[-3].details["bytes"] == len(lines[19]) // 2
+
+
+def test_killed_batch_appender_leaves_a_verifiable_or_reported_chain(estate_repo: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", BATCH_APPENDER, str(estate_repo), "B"])
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    report = audit.verify_chain(estate_repo)
+    assert report.ok or report.truncated_tail, str(report)
+    audit.record(estate_repo, "after.kill")
+    assert audit.verify_chain(estate_repo).ok
