@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test command: set up what is missing, then lint, type-check and run every test,
-# the lab tests included (they start and stop their own lab fleet).
+# The test command: set up what is missing, then lint, type-check and run the tests, the lab
+# tests included (they start and stop their own lab fleets). `scripts/test.sh --extended` adds
+# the long lab scenarios (full GitLab pipelines with gitlab-ci-local, every kill -9 step,
+# partition mid-wave) that do not fit CI's 30 minutes on 2 cores. Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh

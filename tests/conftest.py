@@ -24,6 +24,25 @@ ESTATE_PARTS = (
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--extended",
+        action="store_true",
+        help="also run the extended lab scenarios (full GitLab pipelines, every kill -9 step)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # CI must finish in 30 minutes on 2 cores, and Ansible on the lab is CPU-bound: the
+    # extended scenarios run with `scripts/test.sh --extended`, and are skipped with that reason.
+    if config.getoption("--extended"):
+        return
+    skip = pytest.mark.skip(reason="extended lab scenario: run with scripts/test.sh --extended")
+    for item in items:
+        if "extended" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

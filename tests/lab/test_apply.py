@@ -152,7 +152,7 @@ def test_chg_lab_0003_stopped_at_the_canary_and_rolled_back(fleet: Path) -> None
     assert locks.Store(fleet).list() == ()
 
 
-@pytest.mark.parametrize("fault", ["crash", "partition"])
+@pytest.mark.parametrize("fault", ["crash", pytest.param("partition", marks=pytest.mark.extended)])
 def test_a_host_lost_mid_wave_fails_the_wave_and_is_reported(fleet: Path, fault: str) -> None:
     change = approved(fleet, "CHG-LAB-0001")
     victim = "case-api-2"
@@ -192,6 +192,9 @@ def test_outside_the_window_or_in_a_freeze_nothing_is_touched(fleet: Path) -> No
     )
     assert done.returncode == 1
     assert "outside the approved window" in done.stderr or "validation failed" in done.stderr
+    # Approved before the freeze is declared: the digest does not cover policy.yml, and once
+    # the freeze exists the change no longer loads for signing.
+    frozen = approved(fleet, "CHG-LAB-0003")
     policy = yaml.safe_load((fleet / "policy.yml").read_text())
     now = datetime.now(UTC)
     policy["freezes"].append(
@@ -206,7 +209,6 @@ def test_outside_the_window_or_in_a_freeze_nothing_is_touched(fleet: Path) -> No
     (fleet / "policy.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
     git(fleet, "commit", "-qam", "freeze")
     try:
-        frozen = approved(fleet, "CHG-LAB-0003")
         done = subprocess.run(
             [*CLI, "--repo", str(fleet), "apply", frozen],
             capture_output=True,
@@ -279,10 +281,10 @@ def _kill_at(root: Path, change: str, step: str) -> int:
 @pytest.mark.parametrize(
     ("template", "step", "outcome"),
     [
-        ("CHG-LAB-0003", "lock", "rolled_back"),
+        pytest.param("CHG-LAB-0003", "lock", "rolled_back", marks=pytest.mark.extended),
         ("CHG-LAB-0001", "wave-1-push", "applied"),
-        ("CHG-LAB-0001", "wave-2-verify", "applied"),
-        ("CHG-LAB-0001", "idempotence", "applied"),
+        pytest.param("CHG-LAB-0001", "wave-2-verify", "applied", marks=pytest.mark.extended),
+        pytest.param("CHG-LAB-0001", "idempotence", "applied", marks=pytest.mark.extended),
         ("CHG-LAB-0003", "rollback-push", "rolled_back"),
     ],
 )

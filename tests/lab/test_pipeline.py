@@ -269,6 +269,7 @@ def assert_merge_request_passed(root: Path, runs: dict[str, Run], approvers: Seq
 
 
 @pytest.mark.lab
+@pytest.mark.extended
 def test_approved_change_goes_from_merge_request_to_verified_on_the_lab(
     fresh_lab: LabFactory, gitlab_ci_local: Path
 ) -> None:
@@ -295,6 +296,7 @@ def test_approved_change_goes_from_merge_request_to_verified_on_the_lab(
 
 
 @pytest.mark.lab
+@pytest.mark.extended
 def test_failing_change_is_rolled_back_and_its_apply_job_fails(
     fresh_lab: LabFactory, gitlab_ci_local: Path
 ) -> None:
