@@ -281,7 +281,7 @@ def _kill_at(root: Path, change: str, step: str) -> int:
 @pytest.mark.parametrize(
     ("template", "step", "outcome"),
     [
-        pytest.param("CHG-LAB-0003", "lock", "rolled_back", marks=pytest.mark.extended),
+        ("CHG-LAB-0003", "lock", "rolled_back"),
         ("CHG-LAB-0001", "wave-1-push", "applied"),
         pytest.param("CHG-LAB-0001", "wave-2-verify", "applied", marks=pytest.mark.extended),
         pytest.param("CHG-LAB-0001", "idempotence", "applied", marks=pytest.mark.extended),
@@ -295,7 +295,10 @@ def test_kill_9_at_a_journal_step_then_resume(
     code = _kill_at(fleet, change, step)
     assert code == -signal.SIGKILL
     assert apply.status(fleet, change).state == "interrupted"
-    assert {lk.holder.change for lk in locks.Store(fleet).list() if lk.holder} == {change}
+    held = {lk.holder.change for lk in locks.Store(fleet).list() if lk.holder}
+    # Killed as the lock step begins, the push may not have happened yet: then no lock is
+    # held and resume must take it itself. After that step, the crashed change keeps its lock.
+    assert held == {change} or (step == "lock" and not held)
     done = subprocess.run(
         [*CLI, "--repo", str(fleet), "resume", change, "--output", "json"],
         capture_output=True,
