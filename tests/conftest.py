@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="extended lab scenario: run with scripts/test.sh --extended")
     for item in items:
-        if "extended" in item.keywords:
+        if item.get_closest_marker("extended") is not None:
             item.add_marker(skip)
 
 
