@@ -14,8 +14,8 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 
+from gcmschange import accel, locks
 from gcmschange import apply as engine
-from gcmschange import locks
 from gcmschange.cli import app
 from gcmschange.errors import ExitCode, GcmsError, UnreachableError
 
@@ -40,6 +40,9 @@ class TextProgress:
 
 def _options(ctx: app.Context, base: str | None, remote: str, accelerate: bool) -> engine.Options:
     reporter = TextProgress() if ctx.output == "text" else None
+    if accelerate and not accel.available():
+        # Said once, before any host is touched, whatever the output format (stderr).
+        click.echo(f"warning: {accel.MISSING}", err=True)
     return engine.Options(reporter=reporter, remote=remote, base=base, accelerate=accelerate)
 
 
