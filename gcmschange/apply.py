@@ -24,12 +24,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gcmschange import approvals, audit, gitrepo, journal, locks, notices, pipeline, verify
+from gcmschange import (
+    approvals,
+    audit,
+    gitrepo,
+    journal,
+    locks,
+    notices,
+    pipeline,
+    runner,
+    verify,
+)
 from gcmschange import validate as validation
 from gcmschange import waves as wv
 from gcmschange import window as windows
 from gcmschange.deploy import push as deploy_push
 from gcmschange.errors import (
+    CancelledError,
     ExitCode,
     GcmsError,
     InvalidInputError,
@@ -229,6 +240,12 @@ def _guarded(run: Run, body: Callable[[Run], Outcome]) -> Outcome:
             change=run.job.change_id,
             details={"reason": why, "locks_kept": sorted(run.held)},
         )
+        if isinstance(exc, CancelledError):
+            change = run.job.change_id
+            raise CancelledError(
+                f"{change}: {exc.message}; the lock is kept: run `gcmschange resume {change}` "
+                f"or `gcmschange rollback {change}`"
+            ) from exc
         raise
 
 
@@ -509,7 +526,10 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[Run, journa
         e.step for e in ep.entries if e.step.startswith("notify-") and e.status == journal.DONE
     }
     resumes = sorted({e.run for e in ep.entries})
-    _start(run, kind, plan, resumes=resumes, hosts=list(run.touched))
+    stopped = runner.stop_leftovers(change_dir(root, change.id))
+    if stopped:
+        job.reporter.stage(f"stopped the playbook(s) the interrupted run left: pid {stopped}")
+    _start(run, kind, plan, resumes=resumes, hosts=list(run.touched), stopped=list(stopped))
     run.held = _lock(job, run.store, adopt=True)
     return run, ep
 

@@ -108,3 +108,9 @@ class RolledBackError(GcmsError):
 
 class RollbackFailedError(GcmsError):
     exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class CancelledError(GcmsError):
+    """A signal (Ctrl-C, SIGTERM) stopped the work; what ran is recorded, nothing is undone."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,11 @@ from typing import Any
 import yaml
 
 from gcmschange import accel
-from gcmschange.errors import ExternalError
+from gcmschange.errors import CancelledError, ExternalError
 
 MASK = "********"
+PID_FILE = "playbook.pid"  # in the work dir: the ansible-playbook a run started
+LEFTOVER_GRACE_S = 10.0
 Progress = Callable[[str, str, str], None]  # (host, task, status)
 
 
@@ -184,8 +186,14 @@ class _Collector:
         self.changes: list[TaskChange] = []
         self.failures: dict[str, str] = {}
         self.unreachable: list[str] = []
+        self.pid_written = False
 
     def __call__(self, event: dict[str, Any]) -> bool:
+        if not self.pid_written and isinstance(event.get("pid"), int):
+            # So that a later `resume` can stop this playbook if our process is killed -9
+            # while it runs (pexpect starts it ignoring SIGHUP: it would go on alone).
+            (self.spec.work_dir / PID_FILE).write_text(f"{event['pid']}\n", encoding="utf-8")
+            self.pid_written = True
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         host = str(data.get("host", ""))
@@ -231,22 +239,97 @@ def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
 
 
 @contextmanager
-def _own_signals() -> Iterator[None]:
-    """Give SIGINT/SIGTERM back to gcmschange after the run.
+def _own_signals() -> Iterator[Callable[[], int | None]]:
+    """Turn SIGINT/SIGTERM during a run into a cancel of that run, then give them back.
 
-    ansible-runner installs handlers that only set a cancel flag and never restores ours, so
-    after the first playbook Ctrl-C would be ignored between runs (and a SIGTERM would never
-    let the caller's `finally` blocks run).
+    ansible-runner's own handlers only set an anonymous flag and never restore ours, so after
+    the first playbook Ctrl-C would be ignored (and a SIGTERM would never let the caller's
+    `finally` blocks run). Ours remember which signal came, so the run can end as interrupted.
     """
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: None
         return
+
+    def note(signum: int, frame: object) -> None:
+        received.append(signum)
+
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, note)
     try:
-        yield
+        yield lambda: received[0] if received else None
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def _playbook_alive(pid: int, work_dir: Path) -> bool:
+    """Whether `pid` is still the ansible-playbook of `work_dir` (not a reused PID)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"ANSIBLE_CONFIG={work_dir / 'ansible.cfg'}".encode() in environ
+
+
+def _read_pid(work_dir: Path) -> int | None:
+    try:
+        return int((work_dir / PID_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_leftovers(folder: Path, grace_s: float = LEFTOVER_GRACE_S) -> tuple[int, ...]:
+    """Stop the playbooks that runs under `folder` started and that outlived their run (the
+    orchestrator was killed -9). Returns the PIDs stopped. Two playbooks on the same hosts
+    must never overlap."""
+    stopped: list[int] = []
+    for pid_file in sorted(folder.rglob(PID_FILE)):
+        pid = _read_pid(pid_file.parent)
+        if pid is None or not _playbook_alive(pid, pid_file.parent):
+            continue
+        with suppress(ProcessLookupError, PermissionError):
+            # SIGINT is ansible-playbook's own "user interrupted": it terminates its workers,
+            # which run in sessions of their own and would outlive a kill of its group.
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + grace_s
+        while _playbook_alive(pid, pid_file.parent) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _playbook_alive(pid, pid_file.parent):
+            _signal_group(pid, signal.SIGKILL)
+        stopped.append(pid)
+    return tuple(stopped)
+
+
+class _Canceller:
+    """ansible-runner's cancel callback: after a signal, first ask the playbook to stop as
+    Ctrl-C in a terminal would (SIGINT to it alone: its workers end too); only if it is still
+    there after `grace_s`, let ansible-runner SIGKILL its process group."""
+
+    def __init__(self, work_dir: Path, signalled: Callable[[], int | None], grace_s: float):
+        self.work_dir = work_dir
+        self.signalled = signalled
+        self.grace_s = grace_s
+        self.asked_at: float | None = None
+
+    def __call__(self) -> bool:
+        if self.signalled() is None:
+            return False
+        if self.asked_at is None:
+            self.asked_at = time.monotonic()
+            pid = _read_pid(self.work_dir)
+            if pid is None or not _playbook_alive(pid, self.work_dir):
+                return True
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGINT)
+            return False
+        return time.monotonic() - self.asked_at > self.grace_s
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), sig)
 
 
 def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
@@ -272,7 +355,7 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     accelerated = spec.accelerate and accel.available()
     collector = _Collector(spec, progress)
     started = time.monotonic()
-    with _own_signals():
+    with _own_signals() as signalled:
         result = ansible_runner.run(
             private_data_dir=str(spec.work_dir),
             playbook=str(spec.playbook.resolve()),
@@ -290,13 +373,22 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
             quiet=True,
             suppress_env_files=True,
             event_handler=collector,
+            cancel_callback=_Canceller(spec.work_dir, signalled, LEFTOVER_GRACE_S),
             timeout=3600,
         )
+    (spec.work_dir / PID_FILE).unlink(missing_ok=True)
     duration = time.monotonic() - started
     stats = result.stats or {}
     hosts = _host_stats(stats, collector)
     extravars_file.unlink(missing_ok=True)
     _mask_tree(spec.work_dir, spec.secrets)
+    signum = signalled()
+    if signum is not None:
+        # ansible-runner has already killed the playbook's process group.
+        raise CancelledError(
+            f"{signal.Signals(signum).name} received: the playbook was stopped after "
+            f"{duration:.0f} s; what it did so far is recorded"
+        )
     return RunResult(
         status=str(result.status),
         rc=int(result.rc if result.rc is not None else -1),
