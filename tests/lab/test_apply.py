@@ -253,6 +253,17 @@ def test_the_canary_secret_is_never_written(fleet: Path) -> None:
     assert written == []
 
 
+def playbooks_of(root: Path) -> list[int]:
+    """ansible-playbook processes of runs under `root` (their ANSIBLE_CONFIG is in there)."""
+    marker = f"ANSIBLE_CONFIG={root / '.gcmschange'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
 def _kill_at(root: Path, change: str, step: str) -> int:
     """SIGKILL the orchestrator alone (its ansible-playbook lives on, as after a real crash),
     then end what it left behind in its session so the machine stays clean."""
@@ -307,6 +318,7 @@ def test_kill_9_at_a_journal_step_then_resume(
     )
     result = json.loads(done.stdout)
     assert result["outcome"] == outcome, done.stderr
+    assert playbooks_of(fleet) == []  # a playbook the kill left was stopped, not run beside
     assert locks.Store(fleet).list() == ()
     assert audit.verify_chain(fleet).ok
     states = apply.status(fleet, change).hosts
