@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 
-from gcmschange import accel, locks
+from gcmschange import accel, locks, rollout
 from gcmschange import apply as engine
 from gcmschange.cli import app
 from gcmschange.errors import ExitCode, GcmsError, UnreachableError
@@ -46,7 +46,7 @@ def _options(ctx: app.Context, base: str | None, remote: str, accelerate: bool) 
     return engine.Options(reporter=reporter, remote=remote, base=base, accelerate=accelerate)
 
 
-def _describe(result: engine.Outcome) -> str:
+def _describe(result: rollout.Outcome) -> str:
     lines = [f"{result.change}: {result.outcome} ({result.kind}, run {result.run})"]
     for step in result.steps:
         bad = ", ".join(f"{h} ({step.failed.get(h, 'unreachable')})" for h in step.bad)
@@ -63,7 +63,7 @@ def _describe(result: engine.Outcome) -> str:
     return "\n".join(lines)
 
 
-def _banner(result: engine.Outcome) -> None:
+def _banner(result: rollout.Outcome) -> None:
     """ROLLBACK FAILED must not be missed: a red panel on stderr, whatever the output mode."""
     rb = result.rollback
     broken = [f"{h}: {rb.failed.get(h, 'unreachable')}" for h in rb.bad] if rb else []
@@ -79,7 +79,7 @@ def _banner(result: engine.Outcome) -> None:
     Console(stderr=True).print(Panel(body, title="ROLLBACK FAILED", style="bold white on red"))
 
 
-def _report(ctx: app.Context, result: engine.Outcome) -> int:
+def _report(ctx: app.Context, result: rollout.Outcome) -> int:
     if result.exit_code == ExitCode.ROLLBACK_FAILED:
         _banner(result)
     app.emit(ctx, result.as_dict(), _describe(result))
