@@ -20,25 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gcmschange import deploy, lab
+from gcmschange import deploy, lab, workspace
 from gcmschange.estate import Inventory, load_estate, load_inventory
 from gcmschange.lab.layout import Layout
 from gcmschange.render import RenderedSet, render_hosts
 from gcmschange.runner import RunResult
 
 PROJECT = Path(__file__).resolve().parent.parent
-ESTATE_PARTS = (
-    "estate.yml",
-    "policy.yml",
-    "approvers",
-    "inventories",
-    "playbooks",
-    "templates",
-    "verify",
-    "changes",
-    "catalogue",
-    "schemas",
-)
 CONTROL_DIRS = (Path("/tmp/gcmschange-cp"),)
 LEVELS = ("info", "debug")
 
@@ -52,24 +40,8 @@ def git(root: Path, *args: str) -> None:
 
 
 def copy_estate(dest: Path) -> Path:
-    """A fresh git repository holding the reference estate, with a bare remote for locks."""
-    dest.mkdir(parents=True)
-    for part in ESTATE_PARTS:
-        src = PROJECT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("hosts.yml.lab*"))
-        elif src.is_file():
-            shutil.copy2(src, dest / part)
-    (dest / "inventories" / "lab" / "hosts.yml").unlink(missing_ok=True)
-    (dest / ".gitignore").write_text(".gcmschange/\n", encoding="utf-8")
-    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "estate")
-    remote = dest.parent / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    git(dest, "remote", "add", "origin", str(remote))
-    git(dest, "push", "-q", "origin", "main")
-    return dest
+    """A fresh git repository holding the reference estate, with a bare origin for locks."""
+    return workspace.create(dest, PROJECT).root
 
 
 def isolate(home: Path) -> None:

@@ -6,6 +6,7 @@ git failures become `ExternalError` naming the repository and what was attempted
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,3 +224,42 @@ def commit_message(root: Path, sha: str) -> str | None:
 
 def has_remote(root: Path, remote: str) -> bool:
     return remote in [r.name for r in _repo(root).remotes]
+
+
+def init_with_everything(root: Path, message: str, branch: str = "main") -> str:
+    """Make `root` a new repository on `branch` whose first commit holds every file in it."""
+    try:
+        repo = git.Repo.init(root, initial_branch=branch)
+        if not _has_identity(repo):
+            # A fresh machine (CI) may have no git identity: this repository gets its own.
+            with repo.config_writer() as config:
+                config.set_value("user", "name", "gcmschange workspace")
+                config.set_value("user", "email", "workspace@gcmschange.invalid")
+        repo.git.add("-A")
+        repo.git.commit("-q", "-m", message)
+    except git.GitCommandError as exc:
+        detail = (exc.stderr or exc.stdout or "").strip()
+        raise ExternalError(f"{root}: cannot create the repository: {detail}") from exc
+    return str(repo.head.commit.hexsha)
+
+
+def add_bare_origin(root: Path, origin: Path, name: str = "origin", branch: str = "main") -> None:
+    """Create a bare repository at `origin`, add it as remote `name` and push every branch."""
+    try:
+        git.Repo.init(origin, bare=True, initial_branch=branch)
+        repo = _repo(root)
+        repo.create_remote(name, str(origin))
+        repo.git.push("-q", name, "--all")
+        repo.git.remote("set-head", name, "--auto")
+    except git.GitCommandError as exc:
+        detail = (exc.stderr or exc.stdout or "").strip()
+        raise ExternalError(f"{root}: cannot set up remote {name} at {origin}: {detail}") from exc
+
+
+def _has_identity(repo: git.Repo) -> bool:
+    if os.environ.get("GIT_AUTHOR_NAME") and os.environ.get("GIT_COMMITTER_NAME"):
+        return True
+    reader = repo.config_reader()
+    return bool(reader.get_value("user", "name", "")) and bool(
+        reader.get_value("user", "email", "")
+    )

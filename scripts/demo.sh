@@ -16,21 +16,11 @@ g() { printf '$ gcmschange %s\n' "$*"; gcmschange --repo "$repo" "$@"; }
 
 if [ -d "$repo" ]; then gcmschange --repo "$repo" lab down >/dev/null 2>&1 || true; fi
 rm -rf "$work"
-mkdir -p "$repo"
+mkdir -p "$work"
 began=$(date +%s)
 
 step "A GitOps repository holding the reference estate (real git, bare origin for locks)"
-for part in estate.yml policy.yml approvers inventories playbooks templates verify changes catalogue schemas lab; do
-  cp -r "$project/$part" "$repo/"
-done
-rm -f "$repo/inventories/lab/hosts.yml"
-chmod 600 "$repo"/lab/keys/*[!b] # ssh-keygen refuses private keys others can read
-git -C "$repo" init -q -b main
-git -C "$repo" add -A
-git -C "$repo" -c user.name=demo -c user.email=demo@gcms.example commit -qm "reference estate"
-git init -q --bare "$work/origin.git"
-git -C "$repo" remote add origin "$work/origin.git"
-git -C "$repo" push -q origin main
+gcmschange lab workspace "$repo"
 git -C "$repo" config user.name "Alice (release manager)"
 git -C "$repo" config user.email rm-alice@gcms.example
 

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gcmschange import workspace
+
 PROJECT = Path(__file__).resolve().parent.parent
-ESTATE_PARTS = (
-    "estate.yml",
-    "policy.yml",
-    "approvers",
-    "inventories",
-    "playbooks",
-    "templates",
-    "verify",
-    "changes",
-    "catalogue",
-    "schemas",
-)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,20 +46,8 @@ def _isolated_home(
 
 
 def copy_estate(dest: Path) -> Path:
-    """A fresh git repository holding the reference estate, committed once."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in ESTATE_PARTS:
-        src = PROJECT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("hosts.yml.lab*"))
-        elif src.is_file():
-            shutil.copy2(src, dest / part)
-    lab_hosts = dest / "inventories" / "lab" / "hosts.yml"
-    lab_hosts.unlink(missing_ok=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
-    subprocess.run(["git", "-C", str(dest), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(dest), "commit", "-qm", "estate"], check=True)
-    return dest
+    """A fresh git repository holding the reference estate, committed once (no origin)."""
+    return workspace.create(dest, PROJECT, origin=False).root
 
 
 @pytest.fixture

@@ -136,3 +136,46 @@ def converge_cmd(hosts: str, verb_output: str | None) -> None:
     changed = len(result.changed_hosts)
     text = f"lab converged: {len(result.hosts)} hosts, {changed} changed, in {seconds}s"
     app.emit(ctx, {"ok": True, "hosts": sorted(result.hosts), "changed": changed}, text)
+
+
+@lab_group.command("workspace")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Estate repository to copy (default: the reference estate of this checkout).",
+)
+@click.option("--origin/--no-origin", default=True, show_default=True, help="Bare origin beside.")
+@click.option(
+    "--lab-keys/--no-lab-keys",
+    default=True,
+    show_default=True,
+    help="Copy the LAB-ONLY approver keys (lab/keys), so approvals can be signed in the lab.",
+)
+@app.output_option
+def workspace_cmd(
+    dest: Path, source: Path | None, origin: bool, lab_keys: bool, verb_output: str | None
+) -> None:
+    """Create a throw-away GitOps repository holding the estate, to try the road on the lab.
+
+    DEST becomes a git repository (the estate committed once on `main`, `.gcmschange/`
+    ignored) with a bare `DEST-origin.git` as its `origin`, where approvals are pushed and
+    apply's locks live. Then: `gcmschange --repo DEST lab up`, `... lab converge`, and the
+    verbs of the README.
+    """
+    from gcmschange import workspace
+
+    ctx = app.get_context(verb_output)
+    made = workspace.create(dest, source, origin=origin, lab_keys=lab_keys)
+    text = f"workspace {made.root} (commit {made.commit[:12]})"
+    if made.origin:
+        text += f", origin {made.origin}"
+    text += f"\nnext: gcmschange --repo {made.root} lab up"
+    payload = {
+        "ok": True,
+        "root": str(made.root),
+        "origin": str(made.origin or ""),
+        "commit": made.commit,
+    }
+    app.emit(ctx, payload, text)
