@@ -30,6 +30,7 @@ LAB_SYSTEMS = ("portal", "case_api")
 CASES: dict[str, tuple[str, bool]] = {
     "validate": ("benchmarks.bench_validate", False),
     "render": ("benchmarks.bench_render", False),
+    "growth": ("benchmarks.bench_growth", False),
     # lab cases in the order they run: the quick ones and the end to end first, so that a
     # run cut short under load still has them
     "verify": ("benchmarks.bench_verify", True),

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Row, format_table, median, row_from, speedup_target
-from tests.conftest import copy_estate
+from gcmschange import workspace
 
 CHANGES = 10_000
 SPEEDUP = 10.0
@@ -74,7 +74,7 @@ def _change(i: int, start: datetime) -> str:
 
 
 def make_repo(root: Path, count: int) -> list[Path]:
-    copy_estate(root)
+    workspace.create(root, origin=False)
     for old in (root / "changes").glob("*.yaml"):
         old.unlink()
     first = datetime(2031, 1, 6, 1, 0)
