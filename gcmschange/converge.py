@@ -22,13 +22,16 @@ def converge(
     *,
     hosts: Sequence[str] | None = None,
     progress: Progress | None = None,
+    accelerate: bool = False,
 ) -> RunResult:
     """Push the baseline to `hosts` (default: all hosts of the environment)."""
     rendered = pipeline.baseline(root, environment)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     work = state_dir(root) / "converge" / f"{environment}-{stamp}"
     inventory = root / "inventories" / environment / "hosts.yml"
-    result = deploy.push(root, inventory, rendered, work, hosts=hosts, progress=progress)
+    result = deploy.push(
+        root, inventory, rendered, work, hosts=hosts, progress=progress, accelerate=accelerate
+    )
     if result.unreachable:
         raise UnreachableError(
             f"converge {environment}: unreachable: {', '.join(result.unreachable)}"

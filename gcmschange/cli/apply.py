@@ -96,7 +96,11 @@ _remote_opt = click.option(
     help="Git remote that holds the locks.",
 )
 _accel_opt = click.option(
-    "--accelerate", is_flag=True, help="Use the Mitogen strategy if installed."
+    "--accelerate",
+    is_flag=True,
+    envvar="GCMS_ACCELERATE",
+    show_envvar=True,
+    help="Use the Mitogen strategy if installed (a warning, and the native tuning, if not).",
 )
 
 

@@ -122,15 +122,22 @@ _host_verb("heal", lab.heal, "Restore a partitioned host's network link.")
 
 @lab_group.command("converge")
 @click.option("--hosts", default="", help="Comma-separated lab hosts (default: all).")
+@click.option(
+    "--accelerate",
+    is_flag=True,
+    envvar="GCMS_ACCELERATE",
+    show_envvar=True,
+    help="Use the Mitogen strategy when installed.",
+)
 @app.output_option
-def converge_cmd(hosts: str, verb_output: str | None) -> None:
+def converge_cmd(hosts: str, accelerate: bool, verb_output: str | None) -> None:
     """Push the estate's standard configuration (as committed) to the lab hosts."""
     from gcmschange.converge import converge
 
     ctx = app.get_context(verb_output)
     wanted = [h.strip() for h in hosts.split(",") if h.strip()] or None
     began = time.monotonic()
-    result = converge(ctx.repo, "lab", hosts=wanted)
+    result = converge(ctx.repo, "lab", hosts=wanted, accelerate=accelerate)
     seconds = round(time.monotonic() - began, 1)
     audit.record(ctx.repo, "lab.converge", details={"hosts": sorted(result.hosts)})
     changed = len(result.changed_hosts)

@@ -39,7 +39,13 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     default=None,
     help="Report format; markdown is the merge-request note.",
 )
-@click.option("--accelerate", is_flag=True, help="Use the Mitogen strategy when installed.")
+@click.option(
+    "--accelerate",
+    is_flag=True,
+    envvar="GCMS_ACCELERATE",
+    show_envvar=True,
+    help="Use the Mitogen strategy when installed.",
+)
 def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
     """Run the change in check + diff mode against its hosts and compute its digest.
 

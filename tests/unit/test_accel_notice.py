@@ -28,3 +28,18 @@ def test_no_warning_when_the_accelerator_is_there_or_not_asked_for(
     monkeypatch.setattr(accel, "strategy_dir", lambda: estate_repo)
     main(["--repo", str(estate_repo), "apply", "CHG-LAB-9999", "--accelerate"])
     assert "accelerator" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("value", "asked"), [("true", True), ("1", True), ("false", False)])
+def test_gcms_accelerate_in_the_environment_asks_as_the_flag_does(
+    estate_repo: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+    asked: bool,
+) -> None:
+    # How a CI pipeline asks for the accelerator (the GCMS_ACCELERATE variable).
+    monkeypatch.setattr(accel, "strategy_dir", lambda: None)
+    monkeypatch.setenv("GCMS_ACCELERATE", value)
+    main(["--repo", str(estate_repo), "apply", "CHG-LAB-9999"])
+    assert ("accelerator asked for" in capsys.readouterr().err) is asked
