@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from gcmschange import __version__
+from gcmschange import __version__, accel
 from gcmschange.errors import ExitCode, GcmsError, NotAvailableError, Problem
 from gcmschange.estate import find_root
 
@@ -47,6 +47,25 @@ def output_option(func: F) -> F:
         default=None,
         help="Output format (overrides the global --output).",
     )(func)
+
+
+def accelerate_option(func: F) -> F:
+    """`--accelerate` (or GCMS_ACCELERATE=true, as a pipeline sets it) on verbs that run Ansible."""
+    return click.option(
+        "--accelerate",
+        is_flag=True,
+        envvar="GCMS_ACCELERATE",
+        show_envvar=True,
+        help="Use the Mitogen strategy if installed (a warning, and the native tuning, if not).",
+        callback=_warn_if_no_accelerator,
+    )(func)
+
+
+def _warn_if_no_accelerator(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value and not accel.available():
+        # Said once, before any host is touched, whatever the output format (stderr).
+        click.echo(f"warning: {accel.MISSING}", err=True)
+    return value
 
 
 def get_context(verb_output: str | None = None) -> Context:

@@ -14,8 +14,8 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 
-from gcmschange import accel, locks, rollout
 from gcmschange import apply as engine
+from gcmschange import locks, rollout
 from gcmschange.cli import app
 from gcmschange.errors import ExitCode, GcmsError, UnreachableError
 
@@ -40,9 +40,6 @@ class TextProgress:
 
 def _options(ctx: app.Context, base: str | None, remote: str, accelerate: bool) -> engine.Options:
     reporter = TextProgress() if ctx.output == "text" else None
-    if accelerate and not accel.available():
-        # Said once, before any host is touched, whatever the output format (stderr).
-        click.echo(f"warning: {accel.MISSING}", err=True)
     return engine.Options(reporter=reporter, remote=remote, base=base, accelerate=accelerate)
 
 
@@ -95,20 +92,13 @@ _remote_opt = click.option(
     show_default=True,
     help="Git remote that holds the locks.",
 )
-_accel_opt = click.option(
-    "--accelerate",
-    is_flag=True,
-    envvar="GCMS_ACCELERATE",
-    show_envvar=True,
-    help="Use the Mitogen strategy if installed (a warning, and the native tuning, if not).",
-)
 
 
 @app.root.command("apply", help=app.VERBS["apply"])
 @click.argument("change")
 @_base_opt
 @_remote_opt
-@_accel_opt
+@app.accelerate_option
 @app.output_option
 def apply_cmd(
     change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
@@ -121,7 +111,7 @@ def apply_cmd(
 @click.argument("change")
 @_base_opt
 @_remote_opt
-@_accel_opt
+@app.accelerate_option
 @app.output_option
 def run_cmd(
     change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
@@ -159,7 +149,7 @@ def run_cmd(
 @click.argument("change")
 @_base_opt
 @_remote_opt
-@_accel_opt
+@app.accelerate_option
 @app.output_option
 def rollback_cmd(
     change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
@@ -171,7 +161,7 @@ def rollback_cmd(
 @app.root.command("resume", help=app.VERBS["resume"])
 @click.argument("change")
 @_remote_opt
-@_accel_opt
+@app.accelerate_option
 @app.output_option
 def resume_cmd(change: str, remote: str, accelerate: bool, verb_output: str | None) -> int:
     ctx = app.get_context(verb_output)

@@ -122,13 +122,7 @@ _host_verb("heal", lab.heal, "Restore a partitioned host's network link.")
 
 @lab_group.command("converge")
 @click.option("--hosts", default="", help="Comma-separated lab hosts (default: all).")
-@click.option(
-    "--accelerate",
-    is_flag=True,
-    envvar="GCMS_ACCELERATE",
-    show_envvar=True,
-    help="Use the Mitogen strategy when installed.",
-)
+@app.accelerate_option
 @app.output_option
 def converge_cmd(hosts: str, accelerate: bool, verb_output: str | None) -> None:
     """Push the estate's standard configuration (as committed) to the lab hosts."""

@@ -39,13 +39,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     default=None,
     help="Report format; markdown is the merge-request note.",
 )
-@click.option(
-    "--accelerate",
-    is_flag=True,
-    envvar="GCMS_ACCELERATE",
-    show_envvar=True,
-    help="Use the Mitogen strategy when installed.",
-)
+@app.accelerate_option
 def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
     """Run the change in check + diff mode against its hosts and compute its digest.
 
