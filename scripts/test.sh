@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: set up what is missing, then lint, type-check and run the tests, the lab
-# tests included (they start and stop their own lab fleets). `scripts/test.sh --extended` adds
-# the long lab scenarios (full GitLab pipelines with gitlab-ci-local, every kill -9 step,
-# partition mid-wave) that do not fit CI's 30 minutes on 2 cores. Other arguments go to pytest.
+# tests included (they start and stop their own lab fleets; two whole GitLab pipelines run with
+# gitlab-ci-local). `scripts/test.sh --extended` adds the long lab scenarios (every kill -9
+# step, partition mid-wave) that do not fit CI's 30 minutes on 2 cores. Other arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh

@@ -16,7 +16,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--extended",
         action="store_true",
-        help="also run the extended lab scenarios (full GitLab pipelines, every kill -9 step)",
+        help="also run the extended lab scenarios (every kill -9 step, partition mid-wave)",
     )
 
 
