@@ -252,7 +252,7 @@ def add_bare_origin(root: Path, origin: Path, name: str = "origin", branch: str 
         repo.git.push("-q", name, "--all")
         repo.git.remote("set-head", name, "--auto")
     except git.GitCommandError as exc:
-        detail = (exc.stderr or exc.stdout or "").strip()
+        detail = _first_error(str(exc.stderr or exc.stdout or ""))
         raise ExternalError(f"{root}: cannot set up remote {name} at {origin}: {detail}") from exc
 
 
@@ -263,3 +263,26 @@ def _has_identity(repo: git.Repo) -> bool:
     return bool(reader.get_value("user", "name", "")) and bool(
         reader.get_value("user", "email", "")
     )
+
+
+# --- audit anchors (used by audit_anchor.py): a chain of empty-tree commits on a remote ref ---
+
+
+def make_anchor_commit(root: Path, message: str, parent: str = "") -> str:
+    """A commit of the empty tree with `message`, on top of `parent` when there is one."""
+    code, tree, err = _git(root, "hash-object", "-w", "-t", "tree", "/dev/null")
+    if code != 0:
+        raise ExternalError(f"{root}: cannot write the empty tree: {err.strip()}")
+    args = ["commit-tree", tree.strip(), "-m", message, *(["-p", parent] if parent else [])]
+    code, sha, err = _git(root, *args)
+    if code != 0:
+        raise ExternalError(f"{root}: cannot create an anchor commit: {err.strip()}")
+    return sha.strip()
+
+
+def chain_messages(root: Path, sha: str) -> list[str]:
+    """The messages of `sha` and its first-parent ancestors, newest first."""
+    code, out, err = _git(root, "log", "--first-parent", "--format=%B%x00", sha)
+    if code != 0:
+        raise ExternalError(f"{root}: cannot read the commits of {sha[:12]}: {err.strip()}")
+    return [m.strip() for m in out.split("\0") if m.strip()]

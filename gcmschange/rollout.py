@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gcmschange import audit, gitrepo, journal, locks, notices, pipeline, verify
+from gcmschange import audit, audit_anchor, gitrepo, journal, locks, notices, pipeline, verify
 from gcmschange import waves as wv
 from gcmschange.deploy import push as deploy_push
 from gcmschange.errors import CancelledError, ExitCode, GcmsError, InvalidInputError
@@ -346,7 +346,21 @@ def _finish(
             "locks_kept": list(result.locks_kept),
         },
     )
+    _anchor(run)
     return result
+
+
+def _anchor(run: Run) -> None:
+    """Anchor the audit log on the lock remote, so the run's record outlives this machine's
+    copy of it. Best effort: the change is done either way; `audit anchor` can be re-run."""
+    try:
+        anchored = audit_anchor.anchor(run.job.root, run.store.remote)
+    except GcmsError as exc:
+        run.job.reporter.stage(f"warning: audit log not anchored: {exc.message}")
+        return
+    run.job.reporter.stage(
+        f"audit log anchored on {run.store.remote} up to entry {anchored.anchored_seq}"
+    )
 
 
 def _release(run: Run) -> tuple[str, ...]:

@@ -56,6 +56,7 @@ def create(
     """Copy the estate of `source` into the new repository `dest` (which must not exist or be
     empty), commit it, and give it a bare origin beside it (`<dest>-origin.git`)."""
     src = (source or reference_estate()).resolve()
+    dest = dest.absolute()  # the origin's URL is used from inside dest
     if not (src / "estate.yml").is_file():
         raise InvalidInputError(f"{src}: no estate.yml here: not an estate repository")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):

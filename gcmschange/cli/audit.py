@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import click
 
-from gcmschange import audit
+from gcmschange import audit, audit_anchor, locks
 from gcmschange.cli import app
 from gcmschange.errors import GcmsError
 from gcmschange.paths import audit_log
@@ -22,14 +23,52 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option(
+    "--remote",
+    default=None,
+    help="Also check the log against its anchors on this git remote (see `audit anchor`).",
+)
+@click.option(
+    "--require-anchor", is_flag=True, help="With --remote: fail when the log was never anchored."
+)
 @app.output_option
-def verify(verb_output: str | None) -> None:
+def verify(remote: str | None, require_anchor: bool, verb_output: str | None) -> None:
     """Check every entry's hash, sequence and link, and the recorded head (exit 1 if bad)."""
     ctx = app.get_context(verb_output)
     report = audit.verify_chain(ctx.repo)
     if not report.ok:
         raise AuditBrokenError(f"audit log {audit_log(ctx.repo)}: {report}")
-    app.emit(ctx, {"ok": True, **asdict(report)}, str(report))
+    payload: dict[str, Any] = {"ok": True, **asdict(report)}
+    text = str(report)
+    if remote is not None:
+        anchored = audit_anchor.verify(ctx.repo, remote)
+        if not anchored.ok:
+            raise AuditBrokenError(f"audit log {audit_log(ctx.repo)} vs {remote}: {anchored}")
+        if require_anchor and not anchored.anchors:
+            raise AuditBrokenError(f"audit log {audit_log(ctx.repo)}: {anchored}")
+        payload["anchor"] = asdict(anchored)
+        text += f"\n{anchored}"
+    app.emit(ctx, payload, text)
+
+
+@audit_group.command("anchor")
+@click.option("--remote", default=locks.DEFAULT_REMOTE, show_default=True, help="Git remote.")
+@app.output_option
+def anchor(remote: str, verb_output: str | None) -> None:
+    """Record the log's last entry on the git remote (ref refs/gcmschange/audit/<log id>).
+
+    Each anchor commit names (seq, hash) of the last entry and sits on top of the previous
+    anchor of the same log; the push is leased. `audit verify --remote` then catches a log
+    rewritten together with its head file. Protect the refs on the remote (no force push).
+    """
+    ctx = app.get_context(verb_output)
+    report = audit_anchor.anchor(ctx.repo, remote)
+    text = (
+        f"anchored entry {report.anchored_seq} of log {report.log_id} on {remote} ({report.ref})"
+        if report.log_id
+        else "the audit log is empty: nothing to anchor"
+    )
+    app.emit(ctx, {"ok": True, **asdict(report)}, text)
 
 
 @audit_group.command("show")

@@ -1,0 +1,142 @@
+"""Anchor the audit log on the GitOps remote, so a rewrite of the whole log is caught.
+
+The hash chain and `audit.head` catch an edited, inserted, removed or reordered entry, but
+not someone who rewrites the log and its head together from some entry on. An anchor is a
+commit, pushed to `refs/gcmschange/audit/<log id>` on the remote, whose message records
+(seq, hash) of the log's last entry; each anchor's parent is the previous anchor of the same
+log, and the push is leased, so the remote holds the log's history of heads. With the ref
+protected (GitLab: protected refs, no force push), rewriting what was anchored takes the
+remote too. `verify` checks every anchored (seq, hash) against the local log.
+
+A log is named by the hash of its first entry: each machine, and each CI pipeline, that
+keeps its own `.gcmschange/` has its own log and its own anchor ref.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcmschange import audit, gitrepo
+from gcmschange.errors import ExternalError, GcmsError
+
+PREFIX = "refs/gcmschange/audit/"
+_LINE = re.compile(r"^(log|seq|hash): (\S+)$", re.MULTILINE)
+
+
+class AnchorMismatchError(GcmsError):
+    """The local audit log disagrees with what was anchored on the remote."""
+
+
+@dataclass(frozen=True)
+class Anchored:
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class AnchorReport:
+    ok: bool
+    log_id: str
+    ref: str
+    anchors: int  # anchors of this log on the remote
+    anchored_seq: int  # the newest anchored entry (0: none)
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if not self.ok:
+            return self.reason
+        if not self.anchors:
+            return f"no anchor for this log ({self.log_id}) on the remote yet"
+        return (
+            f"{self.anchors} anchor(s) on the remote agree with the log "
+            f"(up to entry {self.anchored_seq})"
+        )
+
+
+def log_id(events: list[audit.AuditEvent]) -> str:
+    return events[0].hash[:16] if events else ""
+
+
+def _message(lid: str, event: audit.AuditEvent) -> str:
+    return f"gcmschange audit anchor\n\nlog: {lid}\nseq: {event.seq}\nhash: {event.hash}\n"
+
+
+def _parse(message: str) -> Anchored | None:
+    fields = dict(_LINE.findall(message))
+    try:
+        return Anchored(int(fields["seq"]), fields["hash"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _remote_anchors(root: Path, remote: str, ref: str) -> tuple[str, list[Anchored]]:
+    """(the ref's current sha or "", its anchors newest first)."""
+    sha = gitrepo.remote_refs(root, remote, ref).get(ref, "")
+    if not sha:
+        return "", []
+    gitrepo.fetch_objects(root, remote, [ref])
+    anchors = [a for a in map(_parse, gitrepo.chain_messages(root, sha)) if a is not None]
+    return sha, anchors
+
+
+def _disagreement(events: list[audit.AuditEvent], anchors: list[Anchored]) -> str:
+    for anchor in reversed(anchors):  # oldest first: name the earliest rewritten entry
+        if anchor.seq > len(events):
+            return (
+                f"entry {anchor.seq} was anchored on the remote, but the log ends at entry "
+                f"{len(events)} (entries were removed)"
+            )
+        if events[anchor.seq - 1].hash != anchor.hash:
+            return (
+                f"entry {anchor.seq}: the log's hash {events[anchor.seq - 1].hash[:16]} differs "
+                f"from the anchored {anchor.hash[:16]} (the log was rewritten)"
+            )
+    return ""
+
+
+def _chain_ok(root: Path) -> list[audit.AuditEvent]:
+    report = audit.verify_chain(root)
+    if not report.ok:
+        raise AnchorMismatchError(f"the audit chain is broken, so it is not anchored: {report}")
+    return audit.read_events(root)
+
+
+def verify(root: Path, remote: str) -> AnchorReport:
+    """Check the log against every anchor of it on `remote` (the local chain first)."""
+    events = _chain_ok(root)
+    lid = log_id(events)
+    if not lid:
+        return AnchorReport(True, "", "", 0, 0)
+    ref = PREFIX + lid
+    _sha, anchors = _remote_anchors(root, remote, ref)
+    newest = anchors[0].seq if anchors else 0
+    why = _disagreement(events, anchors)
+    return AnchorReport(not why, lid, ref, len(anchors), newest, why)
+
+
+def anchor(root: Path, remote: str) -> AnchorReport:
+    """Record the log's last entry on `remote`, on top of its previous anchors."""
+    for _attempt in range(2):  # a lease lost to a concurrent anchor of the same log: once more
+        events = _chain_ok(root)
+        lid = log_id(events)
+        if not lid:
+            return AnchorReport(True, "", "", 0, 0)
+        ref = PREFIX + lid
+        old, anchors = _remote_anchors(root, remote, ref)
+        why = _disagreement(events, anchors)
+        if why:
+            raise AnchorMismatchError(f"audit log vs its anchor on {remote!r}: {why}")
+        last = events[-1]
+        if anchors and anchors[0].seq >= last.seq:
+            return AnchorReport(True, lid, ref, len(anchors), anchors[0].seq)
+        new = gitrepo.make_anchor_commit(root, _message(lid, last), old)
+        pushed = gitrepo.push_leased(root, remote, [gitrepo.RefUpdate(ref, new, old)])
+        if pushed.ok:
+            return AnchorReport(True, lid, ref, len(anchors) + 1, last.seq)
+        if pushed.unreachable:
+            raise ExternalError(
+                f"remote {remote!r}: cannot anchor the audit log: {pushed.unreachable}"
+            )
+    raise ExternalError(f"remote {remote!r}: the anchor of {ref} kept moving; try again")
