@@ -86,3 +86,11 @@ def test_a_copy_that_breaks_half_way_leaves_nothing_behind(
     err = capsys.readouterr().err
     assert f"{source}: cannot copy the estate: " in err and "gone.j2" in err
     assert not dest.exists() and not (tmp_path / "ws-origin.git").exists()
+
+
+def test_a_relative_destination_gets_a_working_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["lab", "workspace", "ws"]) == 0
+    assert git(tmp_path / "ws", "ls-remote", "origin", "main")
