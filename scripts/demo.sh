@@ -60,7 +60,7 @@ ssh -F "$repo/.gcmschange/lab/ssh_config" portal-1 curl -fsS http://127.0.0.1/ap
 step "Evidence, audit chain, partner notices, calendar and the status site"
 g evidence CHG-LAB-0001 -o "$work/evidence-CHG-LAB-0001.tar.gz"
 g evidence verify "$work/evidence-CHG-LAB-0001.tar.gz"
-g audit verify
+g audit verify --remote origin --require-anchor
 ls "$repo/.gcmschange/outbox/"*/ | head -20
 g calendar --env lab -o "$work/changes.ics"
 g site -o "$work/site"
