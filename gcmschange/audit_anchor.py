@@ -9,7 +9,9 @@ protected (GitLab: protected refs, no force push), rewriting what was anchored t
 remote too. `verify` checks every anchored (seq, hash) against the local log.
 
 A log is named by the hash of its first entry: each machine, and each CI pipeline, that
-keeps its own `.gcmschange/` has its own log and its own anchor ref.
+keeps its own `.gcmschange/` has its own log and its own anchor ref. Each anchor commit also
+holds the log as it was (`audit.jsonl`), so the remote keeps every pipeline's record after
+its job's files are gone: `remote_logs` reads them back (the status site's history does).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcmschange import audit, gitrepo
+from gcmschange.audit_check import check_lines, parse_entry
 from gcmschange.errors import ExternalError, GcmsError
+from gcmschange.paths import audit_log
 
 PREFIX = "refs/gcmschange/audit/"
+LOG_FILE = "audit.jsonl"
 _LINE = re.compile(r"^(log|seq|hash): (\S+)$", re.MULTILINE)
 
 
@@ -96,11 +101,29 @@ def _disagreement(events: list[audit.AuditEvent], anchors: list[Anchored]) -> st
     return ""
 
 
-def _chain_ok(root: Path) -> list[audit.AuditEvent]:
-    report = audit.verify_chain(root)
+def _events_of(data: bytes) -> list[audit.AuditEvent]:
+    events = []
+    for raw in data.split(b"\n")[:-1]:
+        entry, _why = parse_entry(raw)
+        if entry is not None:
+            events.append(audit.AuditEvent(**entry))
+    return events
+
+
+def _read_checked(root: Path) -> tuple[bytes, list[audit.AuditEvent]]:
+    """The log's bytes (read once, so a concurrent append cannot slip in) and its events."""
+    path, head = audit_log(root), audit.head_path(root)
+    data = path.read_bytes() if path.is_file() else b""
+    report = check_lines(
+        data, head.read_bytes() if head.is_file() else None, audit.GENESIS, audit.entry_hash
+    )
     if not report.ok:
         raise AnchorMismatchError(f"the audit chain is broken, so it is not anchored: {report}")
-    return audit.read_events(root)
+    return data, _events_of(data)
+
+
+def _chain_ok(root: Path) -> list[audit.AuditEvent]:
+    return _read_checked(root)[1]
 
 
 def verify(root: Path, remote: str) -> AnchorReport:
@@ -119,7 +142,7 @@ def verify(root: Path, remote: str) -> AnchorReport:
 def anchor(root: Path, remote: str) -> AnchorReport:
     """Record the log's last entry on `remote`, on top of its previous anchors."""
     for _attempt in range(2):  # a lease lost to a concurrent anchor of the same log: once more
-        events = _chain_ok(root)
+        data, events = _read_checked(root)
         lid = log_id(events)
         if not lid:
             return AnchorReport(True, "", "", 0, 0)
@@ -131,7 +154,7 @@ def anchor(root: Path, remote: str) -> AnchorReport:
         last = events[-1]
         if anchors and anchors[0].seq >= last.seq:
             return AnchorReport(True, lid, ref, len(anchors), anchors[0].seq)
-        new = gitrepo.make_anchor_commit(root, _message(lid, last), old)
+        new = gitrepo.make_anchor_commit(root, _message(lid, last), old, {LOG_FILE: data})
         pushed = gitrepo.push_leased(root, remote, [gitrepo.RefUpdate(ref, new, old)])
         if pushed.ok:
             return AnchorReport(True, lid, ref, len(anchors) + 1, last.seq)
@@ -140,3 +163,31 @@ def anchor(root: Path, remote: str) -> AnchorReport:
                 f"remote {remote!r}: cannot anchor the audit log: {pushed.unreachable}"
             )
     raise ExternalError(f"remote {remote!r}: the anchor of {ref} kept moving; try again")
+
+
+@dataclass(frozen=True)
+class RemoteLogs:
+    logs: dict[str, list[audit.AuditEvent]]  # log id -> its events as last anchored
+    problems: tuple[str, ...]  # anchored logs that failed their own checks (left out)
+
+
+def remote_logs(root: Path, remote: str) -> RemoteLogs:
+    """Every log anchored on `remote`, as its newest anchor holds it, each checked against
+    its own chain and the (seq, hash) its anchor recorded."""
+    refs = gitrepo.remote_refs(root, remote, PREFIX)
+    gitrepo.fetch_objects(root, remote, sorted(refs))
+    logs: dict[str, list[audit.AuditEvent]] = {}
+    problems = []
+    for ref, sha in sorted(refs.items()):
+        lid = ref.removeprefix(PREFIX)
+        data = gitrepo.file_at(root, sha, LOG_FILE)
+        anchored = _parse(gitrepo.chain_messages(root, sha)[0])
+        if data is None or anchored is None:
+            continue  # an anchor without the log (or not ours): nothing to read
+        head = f'{{"seq": {anchored.seq}, "hash": "{anchored.hash}"}}'.encode()
+        report = check_lines(data, head, audit.GENESIS, audit.entry_hash)
+        if not report.ok:
+            problems.append(f"{remote} {ref}: {report}")
+            continue
+        logs[lid] = _events_of(data)
+    return RemoteLogs(logs, tuple(problems))

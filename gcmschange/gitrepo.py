@@ -7,6 +7,7 @@ git failures become `ExternalError` naming the repository and what was attempted
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,16 +269,43 @@ def _has_identity(repo: git.Repo) -> bool:
 # --- audit anchors (used by audit_anchor.py): a chain of empty-tree commits on a remote ref ---
 
 
-def make_anchor_commit(root: Path, message: str, parent: str = "") -> str:
-    """A commit of the empty tree with `message`, on top of `parent` when there is one."""
-    code, tree, err = _git(root, "hash-object", "-w", "-t", "tree", "/dev/null")
-    if code != 0:
-        raise ExternalError(f"{root}: cannot write the empty tree: {err.strip()}")
-    args = ["commit-tree", tree.strip(), "-m", message, *(["-p", parent] if parent else [])]
+def make_anchor_commit(
+    root: Path, message: str, parent: str = "", files: dict[str, bytes] | None = None
+) -> str:
+    """A commit holding `files` (a flat tree; empty when None) with `message`, on top of
+    `parent` when there is one."""
+    with tempfile.TemporaryDirectory(prefix="gcms-anchor-") as tmp:
+        rows = []
+        for name, data in sorted((files or {}).items()):
+            path = Path(tmp) / "blob"
+            path.write_bytes(data)
+            code, blob, err = _git(root, "hash-object", "-w", str(path))
+            if code != 0:
+                raise ExternalError(f"{root}: cannot store {name}: {err.strip()}")
+            rows.append(f"100644 blob {blob.strip()}\t{name}\n")
+        listing = Path(tmp) / "tree"
+        listing.write_text("".join(rows), encoding="utf-8")
+        with listing.open("rb") as stdin:
+            status, tree, err = _repo(root).git.execute(
+                ["git", "mktree"], istream=stdin, with_extended_output=True, with_exceptions=False
+            )
+    if status != 0:
+        raise ExternalError(f"{root}: cannot write the anchor's tree: {str(err).strip()}")
+    args = ["commit-tree", str(tree).strip(), "-m", message, *(["-p", parent] if parent else [])]
     code, sha, err = _git(root, *args)
     if code != 0:
         raise ExternalError(f"{root}: cannot create an anchor commit: {err.strip()}")
     return sha.strip()
+
+
+def file_at(root: Path, sha: str, name: str) -> bytes | None:
+    """The bytes of `name` in commit `sha`'s tree, None when it has no such file."""
+    try:
+        blob = _repo(root).commit(sha).tree / name
+    except (KeyError, ValueError, git.BadName):
+        return None
+    data: bytes = blob.data_stream.read()
+    return data
 
 
 def chain_messages(root: Path, sha: str) -> list[str]:

@@ -146,12 +146,16 @@ def _write(out: Path, files: dict[str, bytes]) -> None:
 
 
 def build_site(
-    root: Path, out: Path, now: datetime | None = None, base_url: str = ""
+    root: Path,
+    out: Path,
+    now: datetime | None = None,
+    base_url: str = "",
+    remote: str | None = None,
 ) -> SiteResult:
     """Gather the facts as of `now` and write the whole site under `out`."""
     if now is not None and now.tzinfo is None:
         raise InvalidInputError("site: --now needs a time zone (for example 2026-12-01T12:00Z)")
-    data = sitedata.gather(root, now)
+    data = sitedata.gather(root, now, remote)
     files = render_site(data, base_url)
     try:
         _write(out, files)

@@ -89,6 +89,7 @@ class SiteData:
     history: tuple[Event, ...]  # finished runs and resolved incidents, newest first
     by_month: tuple[Measure, ...]
     by_system: tuple[Measure, ...]
+    left_out: tuple[str, ...] = ()  # anchored audit logs that failed their checks
 
     def for_partner(self, partner: str) -> SiteData:
         """Only what affects `partner`: its systems, and events whose blast radius reaches it."""
@@ -107,6 +108,7 @@ class SiteData:
             history=history,
             by_month=measures(history, month_of),
             by_system=measures(history, lambda e: tuple(s for s in e.systems if s in consumes)),
+            left_out=self.left_out,
         )
 
 
@@ -254,12 +256,14 @@ def _planned(
     return tuple(sorted(events, key=lambda e: (e.start, e.ref)))
 
 
-def gather(root: Path, now: datetime | None = None) -> SiteData:
-    """The site's facts as of `now` (default: the current time); later records are ignored."""
+def gather(root: Path, now: datetime | None = None, remote: str | None = None) -> SiteData:
+    """The site's facts as of `now` (default: the current time); later records are ignored.
+    With `remote`, the history includes every audit log anchored there."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     estate = load_estate(root)
     changes = {c.id: c for c in load_changes(root)}
-    log = [e for e in siterecords.read_audit(root) if siterecords.event_time(e) <= moment]
+    recorded, left_out = siterecords.read_audit(root, remote)
+    log = [e for e in recorded if siterecords.event_time(e) <= moment]
     runs = [r for r in siterecords.runs(log) if r.change in changes]
     events = [change_event(root, estate, changes[r.change], r) for r in runs]
     events += [
@@ -276,6 +280,7 @@ def gather(root: Path, now: datetime | None = None) -> SiteData:
         history=history,
         by_month=measures(history, month_of),
         by_system=measures(history, lambda e: e.systems),
+        left_out=left_out,
     )
 
 

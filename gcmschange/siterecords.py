@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from gcmschange import audit
+from gcmschange import audit, audit_anchor
 from gcmschange.approval_files import APPROVALS_DIR, parse_statement, parse_time
 from gcmschange.audit import AuditEvent
 from gcmschange.errors import GcmsError
@@ -110,8 +110,17 @@ def checks(
     return latest
 
 
-def read_audit(root: Path) -> list[AuditEvent]:
-    return audit.read_events(root)
+def read_audit(root: Path, remote: str | None = None) -> tuple[list[AuditEvent], tuple[str, ...]]:
+    """This repository's audit events, plus, with `remote`, those of every other log anchored
+    there (other pipelines, other controllers), oldest first; and the anchored logs left out
+    because they failed their checks."""
+    local = audit.read_events(root)
+    if remote is None:
+        return local, ()
+    found = audit_anchor.remote_logs(root, remote)
+    own = audit_anchor.log_id(local)
+    merged = [*local, *(e for lid, log in found.logs.items() if lid != own for e in log)]
+    return sorted(merged, key=event_time), found.problems
 
 
 def incidents(root: Path) -> list[Incident]:

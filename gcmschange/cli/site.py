@@ -39,13 +39,22 @@ def _moment(value: str | None) -> datetime | None:
     default="",
     help="Absolute URL the site is published at, for the Atom feeds' links (default: relative).",
 )
+@click.option(
+    "--remote",
+    default=None,
+    help="Also read every audit log anchored on this git remote (other pipelines' changes).",
+)
 @app.output_option
-def site(out: Path, now: str | None, base_url: str, verb_output: str | None) -> None:
+def site(
+    out: Path, now: str | None, base_url: str, remote: str | None, verb_output: str | None
+) -> None:
     """Write index.html (EN), fr/index.html (FR), history, partner pages, feeds, calendars."""
     from gcmschange.site import build_site
 
     ctx = app.get_context(verb_output)
-    result = build_site(ctx.repo, out, _moment(now), base_url)
+    result = build_site(ctx.repo, out, _moment(now), base_url, remote)
+    for problem in result.data.left_out:
+        click.echo(f"warning: left out of the history: {problem}", err=True)
     states = {s.id: s.state for s in result.data.systems}
     payload = {
         "ok": True,
@@ -55,6 +64,7 @@ def site(out: Path, now: str | None, base_url: str, verb_output: str | None) -> 
         "planned": [e.ref for e in result.data.planned],
         "current": [e.ref for e in result.data.current],
         "history": [e.ref for e in result.data.history],
+        "left_out": list(result.data.left_out),
     }
     summary = ", ".join(f"{sid} {state}" for sid, state in states.items())
     text = (
