@@ -55,10 +55,11 @@ def verify(remote: str | None, require_anchor: bool, verb_output: str | None) ->
 @click.option("--remote", default=locks.DEFAULT_REMOTE, show_default=True, help="Git remote.")
 @app.output_option
 def anchor(remote: str, verb_output: str | None) -> None:
-    """Record the log's last entry on the git remote (ref refs/gcmschange/audit/<log id>).
+    """Anchor the log, head and content, on a git remote.
 
-    Each anchor commit names (seq, hash) of the last entry and sits on top of the previous
-    anchor of the same log; the push is leased. `audit verify --remote` then catches a log
+    The ref is refs/gcmschange/audit/<log id>. Each anchor commit names (seq, hash) of the
+    last entry, holds the log, and sits on top of the previous anchor of the same log; the
+    push is leased. `audit verify --remote` then catches a log
     rewritten together with its head file. Protect the refs on the remote (no force push).
     """
     ctx = app.get_context(verb_output)
