@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from gcmschange.paths import state_dir
 from gcmschange.render import RenderedFile, RenderedSet, template_files
 
 # Bump when the renderer's environment options change what the same input renders to.
-FORMAT = "gcmschange-render-cache-v1"
+FORMAT = "gcmschange-render-cache-v2"
 
 
 def _typed(value: Any) -> str:
@@ -83,35 +84,50 @@ class RenderCache:
         if not key:
             return None
         try:
-            # Bytes, not read_text: newline translation would shift every offset.
-            text = self._path(key).read_bytes().decode("utf-8")
-            cut = text.index("\n")
-            index = json.loads(text[:cut])
-        except (OSError, ValueError, UnicodeDecodeError):
+            with (
+                self._path(key).open("rb") as handle,
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+            ):
+                return self._decode(mapped, environment)
+        except (OSError, ValueError, UnicodeDecodeError, TypeError):
+            return None  # unreadable, torn or edited: a miss, never a wrong rendering
+
+    @staticmethod
+    def _decode(mapped: mmap.mmap, environment: str) -> RenderedSet | None:
+        cut = mapped.find(b"\n")
+        if cut < 0:
             return None
+        index = json.loads(mapped[:cut])
         if index.get("environment") != environment:
             return None
+        # Each file decoded straight from the mapped pages: no copy of the whole entry, and
+        # none per slice, so a hit costs about one pass over the bytes.
         files: list[RenderedFile] = []
         pos = cut + 1
-        for host, dest, template, length in index.get("files", []):
-            files.append(RenderedFile(host, dest, template, text[pos : pos + length]))
-            pos += length
-        if pos != len(text):
-            return None  # a torn or edited entry is a miss, never a wrong rendering
+        with memoryview(mapped) as view:
+            for host, dest, template, length in index.get("files", []):
+                content = str(view[pos : pos + length], "utf-8")
+                files.append(RenderedFile(host, dest, template, content))
+                pos += length
+        if pos != len(mapped):
+            return None
         return RenderedSet(environment, tuple(files))
 
     def store(self, key: str, rendered: RenderedSet) -> None:
         if not key:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
+        contents = [f.content.encode("utf-8") for f in rendered.files]
         index = {
             "environment": rendered.environment,
-            "files": [[f.host, f.dest, f.template, len(f.content)] for f in rendered.files],
+            "files": [
+                [f.host, f.dest, f.template, len(c)]
+                for f, c in zip(rendered.files, contents, strict=True)
+            ],
         }
-        body = "".join(f.content for f in rendered.files)
         path = self._path(key)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes((json.dumps(index) + "\n" + body).encode("utf-8"))
+        tmp.write_bytes(json.dumps(index).encode("utf-8") + b"\n" + b"".join(contents))
         tmp.replace(path)
         self._prune()
 

@@ -98,3 +98,27 @@ def test_old_entries_are_pruned(root: Path, tmp_path: Path) -> None:
     for n in range(4):
         _render(root, cache, {"nginx_worker_connections": n})
     assert len(list((tmp_path / "cache").glob("*.txt"))) == 2
+
+
+def test_non_ascii_content_round_trips_and_a_cut_through_a_character_is_a_miss(
+    root: Path, tmp_path: Path
+) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    banner = {"maintenance_banner_fr": "Entretien planifié à 2 h : délai prévu ✓"}
+    first = _render(root, cache, banner)
+    assert any("planifié" in f.content for f in first.files)
+    assert _render(root, cache, banner) == first  # the hit, decoded per file from its bytes
+    entry = next((tmp_path / "cache").glob("*.txt"))
+    data = entry.read_bytes()
+    cut = data.rindex("✓".encode()) + 1  # inside the 3-byte character
+    entry.write_bytes(data[:cut] + data[cut + 1 :])  # one byte fewer: lengths no longer fit
+    key_hits = RenderCache(tmp_path / "cache")
+    assert _render(root, key_hits, banner) == first  # a miss re-renders, never garbles
+
+
+def test_an_empty_entry_is_a_miss(root: Path, tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    first = _render(root, cache)
+    entry = next((tmp_path / "cache").glob("*.txt"))
+    entry.write_bytes(b"")
+    assert _render(root, cache) == first
