@@ -6,6 +6,8 @@
 # pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Say what is under test: a run on the wrong branch must be visible in the log.
+git log -1 --format='testing %h (%D): %s' 2>/dev/null || true
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check gcmschange tests benchmarks
