@@ -118,8 +118,11 @@ def alternate(ours: Action, peer: Action, repeats: int) -> tuple[list[float], li
 class ProcRun:
     returncode: int
     wall_s: float
-    max_rss_mb: float  # the largest single process of the tree (kernel's ru_maxrss)
-    tree_peak_mb: float  # the largest sum of RSS over the whole tree, sampled every 50 ms
+    # Both sampled from /proc every 50 ms. Not the kernel's ru_maxrss: a child forked from a
+    # large benchmark process counts the parent's pages until it execs, so ru_maxrss would
+    # report the benchmark's own size (seen: 928 MB after the 100,000-host rendering case).
+    max_rss_mb: float  # the largest single process of the tree
+    tree_peak_mb: float  # the largest sum of RSS over the whole tree
     output: str
 
 
@@ -137,10 +140,11 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants, read from /proc."""
+def tree_rss_bytes(pid: int) -> tuple[int, int]:
+    """Resident memory of `pid` and all its descendants, read from /proc: (the sum over the
+    tree, the largest single process)."""
     tree = _children()
-    total, todo = 0, [pid]
+    total, largest, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()
         try:
@@ -148,8 +152,9 @@ def tree_rss_bytes(pid: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         total += pages * _PAGE
+        largest = max(largest, pages * _PAGE)
         todo.extend(tree.get(current, ()))
-    return total
+    return total, largest
 
 
 class _Sampler(threading.Thread):
@@ -157,11 +162,14 @@ class _Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.every_s = pid, every_s
         self.peak = 0
+        self.largest = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(self.every_s):
-            self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            total, largest = tree_rss_bytes(self.pid)
+            self.peak = max(self.peak, total)
+            self.largest = max(self.largest, largest)
 
 
 def run_process(
@@ -183,14 +191,11 @@ def run_process(
     if child.stdout is not None:
         with child.stdout:
             output = child.stdout.read()
-    # wait4 (not Popen.wait) so the kernel hands over this child's own resource usage.
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child.wait()
     wall = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
-    # ru_maxrss is in KiB on Linux.
-    return ProcRun(child.returncode, wall, usage.ru_maxrss / 1024, sampler.peak / 2**20, output)
+    return ProcRun(child.returncode, wall, sampler.largest / 2**20, sampler.peak / 2**20, output)
 
 
 def cpu_seconds() -> float:

@@ -93,7 +93,8 @@ def test_table_has_a_line_per_row_and_says_faster_and_missed() -> None:
 
 
 def test_run_process_reports_exit_wall_time_and_memory() -> None:
-    code = "import sys; b = bytearray(64 * 2**20); print('done'); sys.exit(3)"
+    # held long enough for the 50 ms sampler to see it
+    code = "import sys, time; b = b'x' * (64 * 2**20); time.sleep(0.5); print('done'); sys.exit(3)"
     done = run_process([sys.executable, "-c", code])
     assert done.returncode == 3
     assert done.output.strip() == "done"
@@ -102,4 +103,13 @@ def test_run_process_reports_exit_wall_time_and_memory() -> None:
 
 
 def test_tree_rss_counts_this_process() -> None:
-    assert tree_rss_bytes(os.getpid()) > 0
+    total, largest = tree_rss_bytes(os.getpid())
+    assert total >= largest > 0
+
+
+def test_a_small_child_of_a_large_benchmark_is_reported_small() -> None:
+    # ru_maxrss would say >= 300 MB here: the child counts our pages until it execs.
+    ballast = b"x" * (300 * 2**20)
+    code = "import time; time.sleep(0.5)"
+    done = run_process([sys.executable, "-c", code])
+    assert len(ballast) and done.max_rss_mb < 100
