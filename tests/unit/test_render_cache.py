@@ -104,7 +104,9 @@ def test_non_ascii_content_round_trips_and_a_cut_through_a_character_is_a_miss(
     root: Path, tmp_path: Path
 ) -> None:
     cache = RenderCache(tmp_path / "cache")
-    banner = {"maintenance_banner_fr": "Entretien planifié à 2 h : délai prévu ✓"}
+    banner: dict[str, object] = {
+        "maintenance_banner_fr": "Entretien planifié à 2 h : délai prévu ✓"
+    }
     first = _render(root, cache, banner)
     assert any("planifié" in f.content for f in first.files)
     assert _render(root, cache, banner) == first  # the hit, decoded per file from its bytes
