@@ -110,7 +110,11 @@ class RollbackFailedError(GcmsError):
     exit_code = ExitCode.ROLLBACK_FAILED
 
 
-class CancelledError(GcmsError):
-    """A signal (Ctrl-C, SIGTERM) stopped the work; what ran is recorded, nothing is undone."""
+class CancelledError(GcmsError, KeyboardInterrupt):
+    """A signal (Ctrl-C, SIGTERM) stopped the work; what ran is recorded, nothing is undone.
+
+    Also a KeyboardInterrupt, so a program that calls gcmschange as a library (a test
+    runner, a script) is interrupted as by Ctrl-C, not handed an ordinary failure.
+    """
 
     exit_code = ExitCode.INTERRUPTED

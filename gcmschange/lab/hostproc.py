@@ -31,6 +31,10 @@ MOUNTS: tuple[tuple[str, str], ...] = (
     ("opt-gcms", "/opt/gcms"),
     ("log-gcms", "/var/log/gcms"),
     ("run", "/run"),
+    # A home of its own, as a fresh host has: the controller's /root would bring its
+    # dotfiles (a pyenv init in .bashrc, run by every ssh command, once hung every command
+    # for 60 s on a lock a killed host left behind).
+    ("home-root", "/root"),
 )
 SSHD = "/usr/sbin/sshd"
 READY_MARK = "Server listening"

@@ -212,3 +212,13 @@ class TestBadInput:
         root = fresh_lab(up=False)
         assert _cli(root, "lab", "start", "portal-1") == 1
         assert "no lab is up" in _one_line_error(capsys)
+
+
+def test_each_host_has_a_home_of_its_own(lab_repo: Path, lab_ssh: Ssh) -> None:
+    # Not the controller's /root: its dotfiles (a pyenv init) ran on every ssh command.
+    assert lab_ssh(lab_repo, "portal-1", "echo mine > /root/probe").returncode == 0
+    assert lab_ssh(lab_repo, "portal-2", "test ! -e /root/probe").returncode == 0
+    assert not Path("/root/probe").exists()
+    listing = lab_ssh(lab_repo, "portal-1", "ls -A /root").stdout.split()
+    assert ".pyenv" not in listing and ".bashrc" not in listing
+    lab_ssh(lab_repo, "portal-1", "rm /root/probe")
