@@ -154,7 +154,7 @@ def anchor(root: Path, remote: str) -> AnchorReport:
         last = events[-1]
         if anchors and anchors[0].seq >= last.seq:
             return AnchorReport(True, lid, ref, len(anchors), anchors[0].seq)
-        new = gitrepo.make_anchor_commit(root, _message(lid, last), old, {LOG_FILE: data})
+        new = gitrepo.make_commit(root, _message(lid, last), old, {LOG_FILE: data})
         pushed = gitrepo.push_leased(root, remote, [gitrepo.RefUpdate(ref, new, old)])
         if pushed.ok:
             return AnchorReport(True, lid, ref, len(anchors) + 1, last.seq)

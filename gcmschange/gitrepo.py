@@ -160,17 +160,6 @@ def _git(root: Path, *args: str) -> tuple[int, str, str]:
     return int(status or 0), str(out), str(err)
 
 
-def make_lock_commit(root: Path, message: str) -> str:
-    """A parentless commit of the empty tree whose message is `message` (not on any branch)."""
-    code, tree, err = _git(root, "hash-object", "-w", "-t", "tree", "/dev/null")
-    if code != 0:
-        raise ExternalError(f"{root}: cannot write the empty tree: {err.strip()}")
-    code, sha, err = _git(root, "commit-tree", tree.strip(), "-m", message)
-    if code != 0:
-        raise ExternalError(f"{root}: cannot create a lock commit: {err.strip()}")
-    return sha.strip()
-
-
 def push_leased(root: Path, remote: str, updates: Sequence[RefUpdate]) -> PushOutcome:
     """One atomic push of `updates`, each leased on its expected value: all or nothing."""
     leases = [f"--force-with-lease={u.ref}:{u.expect}" for u in updates]
@@ -266,15 +255,15 @@ def _has_identity(repo: git.Repo) -> bool:
     )
 
 
-# --- audit anchors (used by audit_anchor.py): a chain of empty-tree commits on a remote ref ---
+# --- commits that live only on refs of their own (lock refs, audit anchors) ---
 
 
-def make_anchor_commit(
+def make_commit(
     root: Path, message: str, parent: str = "", files: dict[str, bytes] | None = None
 ) -> str:
-    """A commit holding `files` (a flat tree; empty when None) with `message`, on top of
-    `parent` when there is one."""
-    with tempfile.TemporaryDirectory(prefix="gcms-anchor-") as tmp:
+    """A commit on no branch: `files` as a flat tree (the empty tree when None), `message`,
+    on top of `parent` when there is one. A lock is a parentless one of the empty tree."""
+    with tempfile.TemporaryDirectory(prefix="gcms-commit-") as tmp:
         rows = []
         for name, data in sorted((files or {}).items()):
             path = Path(tmp) / "blob"
@@ -290,11 +279,11 @@ def make_anchor_commit(
                 ["git", "mktree"], istream=stdin, with_extended_output=True, with_exceptions=False
             )
     if status != 0:
-        raise ExternalError(f"{root}: cannot write the anchor's tree: {str(err).strip()}")
+        raise ExternalError(f"{root}: cannot write a tree: {str(err).strip()}")
     args = ["commit-tree", str(tree).strip(), "-m", message, *(["-p", parent] if parent else [])]
     code, sha, err = _git(root, *args)
     if code != 0:
-        raise ExternalError(f"{root}: cannot create an anchor commit: {err.strip()}")
+        raise ExternalError(f"{root}: cannot create a commit: {err.strip()}")
     return sha.strip()
 
 

@@ -115,7 +115,7 @@ class Store:
     def acquire(self, refs: Sequence[str], holder: Holder) -> dict[str, str]:
         """Take every ref in one atomic push, or none; return ref -> lock commit."""
         self._require_remote()
-        sha = gitrepo.make_lock_commit(self.root, json.dumps(asdict(holder), sort_keys=True))
+        sha = gitrepo.make_commit(self.root, json.dumps(asdict(holder), sort_keys=True))
         updates = [gitrepo.RefUpdate(ref, sha, "") for ref in refs]
         outcome = gitrepo.push_leased(self.root, self.remote, updates)
         if outcome.unreachable:
