@@ -122,13 +122,9 @@ def _read_checked(root: Path) -> tuple[bytes, list[audit.AuditEvent]]:
     return data, _events_of(data)
 
 
-def _chain_ok(root: Path) -> list[audit.AuditEvent]:
-    return _read_checked(root)[1]
-
-
 def verify(root: Path, remote: str) -> AnchorReport:
     """Check the log against every anchor of it on `remote` (the local chain first)."""
-    events = _chain_ok(root)
+    _data, events = _read_checked(root)
     lid = log_id(events)
     if not lid:
         return AnchorReport(True, "", "", 0, 0)
