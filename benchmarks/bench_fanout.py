@@ -21,9 +21,9 @@ from typing import Any
 from benchmarks.bench_apply import ansible_playbook
 from benchmarks.common import Row, median, rotate, speedup_target
 from benchmarks.fleet import BenchError, Fleet, require_clean
-from gcmschange import accel
-from gcmschange.render import RenderedSet
-from gcmschange.runner import RunSpec, run_playbook
+from gcmschange.execution import accel
+from gcmschange.execution.runner import RunSpec, run_playbook
+from gcmschange.render.configs import RenderedSet
 
 NATIVE, ACCELERATED = 1.5, 4.0
 ARCHIVE_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "configure_archive.yml"

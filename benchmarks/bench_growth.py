@@ -25,8 +25,8 @@ from typing import Any
 
 from benchmarks import bench_render, bench_validate
 from benchmarks.common import Row, format_table, median, row_from
-from gcmschange.estate import load_estate, load_inventory
-from gcmschange.render import Renderer, render_hosts
+from gcmschange.render.configs import Renderer, render_hosts
+from gcmschange.rules.estate import load_estate, load_inventory
 
 SIZES = (1_000, 10_000, 100_000)
 BIG = 10_000  # above this, one run per side

@@ -22,9 +22,9 @@ import jinja2
 import yaml
 
 from benchmarks.common import Action, Row, format_table, median, row_from
-from gcmschange.estate import Estate, Inventory, load_estate, load_inventory
-from gcmschange.render import Renderer, render_hosts, shared_context
-from gcmschange.render_cache import RenderCache
+from gcmschange.render.cache import RenderCache
+from gcmschange.render.configs import Renderer, render_hosts, shared_context
+from gcmschange.rules.estate import Estate, Inventory, load_estate, load_inventory
 
 HOSTS = 10_000
 TEMPLATE = "web/app.conf.j2"

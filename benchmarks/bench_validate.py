@@ -1,7 +1,7 @@
 """Validating 10,000 change requests: `gcmschange validate` beside `check-jsonschema`.
 
 Both sides are the real command lines, on the same files, with the same schema
-(schemas/change-request.schema.json). check-jsonschema checks the schema only;
+(gcmschange/schemas/change-request.schema.json). check-jsonschema checks the schema only;
 gcmschange also checks references, variables, catalogue, policy and the calendar across
 all changes, and writes its audit events. Three cases:
 
@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Row, format_table, median, row_from, speedup_target
-from gcmschange import workspace
+from gcmschange import resources
+from gcmschange.lab import workspace
 
 CHANGES = 10_000
 SPEEDUP = 10.0
@@ -122,7 +123,7 @@ def _ours(root: Path, *extra: str) -> Callable[[Times], None]:
 
 def _peer(root: Path) -> Callable[[Times], None]:
     files = sorted(str(p.relative_to(root)) for p in (root / "changes").glob("*.yaml"))
-    schema = str(root / "schemas" / "change-request.schema.json")
+    schema = str(resources.schema("change-request"))
     args = [str(BIN / "check-jsonschema"), "--schemafile", schema, *files]
     return _measured(lambda into: _run(args, root, into))
 

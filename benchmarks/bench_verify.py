@@ -17,8 +17,8 @@ from typing import Any
 
 from benchmarks.common import Row, median, rotate, run_process
 from benchmarks.fleet import BenchError, Fleet
-from gcmschange import verify
-from gcmschange.estate import load_estate
+from gcmschange.execution import verifier
+from gcmschange.rules.estate import load_estate
 
 
 def plain_ssh_config(fleet: Fleet) -> Path:
@@ -46,7 +46,7 @@ def ours(fleet: Fleet, suites: dict[str, tuple[list[str], list[str]]]) -> int:
     for files, hosts in suites.values():
         for test in files:
             scope.setdefault(test, []).extend(hosts)
-    result = verify.run(fleet.root, scope, fleet.ssh_config, fleet.fresh_dir("verify-ours"))
+    result = verifier.run(fleet.root, scope, fleet.ssh_config, fleet.fresh_dir("verify-ours"))
     if not result.ok:
         raise BenchError(f"verify (gcmschange) failed on {', '.join(result.failed_hosts)}")
     return result.passed

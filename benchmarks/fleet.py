@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gcmschange import deploy, lab, workspace
-from gcmschange.estate import Inventory, load_estate, load_inventory
+from gcmschange import lab
+from gcmschange.apply import push as deploy
+from gcmschange.execution.runner import RunResult
+from gcmschange.lab import workspace
 from gcmschange.lab.layout import Layout
-from gcmschange.render import RenderedSet, render_hosts
-from gcmschange.runner import RunResult
+from gcmschange.render.configs import RenderedSet, render_hosts
+from gcmschange.rules.estate import Inventory, load_estate, load_inventory
 
 PROJECT = Path(__file__).resolve().parent.parent
 CONTROL_DIRS = (Path("/tmp/gcmschange-cp"),)
@@ -41,7 +43,7 @@ def git(root: Path, *args: str) -> None:
 
 def copy_estate(dest: Path) -> Path:
     """A fresh git repository holding the reference estate, with a bare origin for locks."""
-    return workspace.create(dest, PROJECT).root
+    return workspace.create(dest).root
 
 
 def isolate(home: Path) -> None:

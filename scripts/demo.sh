@@ -39,8 +39,8 @@ g plan CHG-LAB-0001
 
 step "Approvals: the owners of portal and case_api sign the plan's digest"
 g approvals CHG-LAB-0001 || true
-g approve CHG-LAB-0001 --key lab/keys/owner-portal --comment "Reviewed the plan"
-g approve CHG-LAB-0001 --key lab/keys/owner-case-api --comment "Reviewed the plan"
+g approve CHG-LAB-0001 --key "$repo/lab/keys/owner-portal" --comment "Reviewed the plan"
+g approve CHG-LAB-0001 --key "$repo/lab/keys/owner-case-api" --comment "Reviewed the plan"
 g approvals CHG-LAB-0001 --gate
 
 step "Apply in waves (canary, 50%, 100%) under a lock, verified by testinfra after each wave"
@@ -48,7 +48,7 @@ g apply CHG-LAB-0001
 ssh -F "$repo/.gcmschange/lab/ssh_config" portal-1 curl -fsS http://127.0.0.1/api/v1/status; echo
 
 step "The deliberate bad change: CHG-LAB-0003 is stopped at its canary and rolled back (exit 4)"
-g approve CHG-LAB-0003 --key lab/keys/owner-case-api --comment "Looks fine (it is not)"
+g approve CHG-LAB-0003 --key "$repo/lab/keys/owner-case-api" --comment "Looks fine (it is not)"
 set +e
 g apply CHG-LAB-0003
 code=$?

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 git log -1 --format='testing %h (%D): %s' 2>/dev/null || true
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
-ruff check gcmschange tests benchmarks
-ruff format --check gcmschange tests benchmarks
+ruff check src tests benchmarks tools
+ruff format --check src tests benchmarks tools
 mypy
 pytest "$@"

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import workspace
+from gcmschange import resources
+from gcmschange.lab import workspace
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parent.parent  # the checkout: docs, scripts
+ESTATE = resources.reference_estate()  # the shipped reference estate
+KEYS = ESTATE / "lab" / "keys"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +50,7 @@ def _isolated_home(
 
 def copy_estate(dest: Path) -> Path:
     """A fresh git repository holding the reference estate, committed once (no origin)."""
-    return workspace.create(dest, PROJECT, origin=False).root
+    return workspace.create(dest, ESTATE, origin=False).root
 
 
 @pytest.fixture

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gcmschange import approvals, audit, pipeline
-from gcmschange.approval_files import Statement, new_nonce, utc_text, write_signed
-from gcmschange.changes import load_change
+from gcmschange.apply import road
+from gcmschange.approvals import gate as approvals
+from gcmschange.approvals.statements import Statement, new_nonce, utc_text, write_signed
+from gcmschange.audit import trail
 from gcmschange.cli import main
+from gcmschange.validate.load import load_change
 
 # principal -> (git e-mail alias, roles); "mallory" gets a key but no line in the file.
 PEOPLE: dict[str, tuple[str, str]] = {
@@ -71,11 +73,11 @@ class Lab:
         return self.run(capsys, "approve", change, "--key", str(self.keys[who]), *more)
 
     def digest(self, change: str) -> str:
-        return pipeline.prepare(self.root, change).digest
+        return road.prepare(self.root, change).digest
 
     def forge(self, change: str, signer: str, **fields: str) -> Path:
         """A statement signed with `signer`'s real key, bypassing `approve`'s own checks."""
-        prepared = pipeline.prepare(self.root, change)
+        prepared = road.prepare(self.root, change)
         now = datetime.now(UTC)
         base = Statement(
             change=prepared.loaded.change.id,
@@ -147,7 +149,7 @@ def test_a_correctly_approved_change_passes_the_gate(
     assert code == 0, out
     assert "owner:portal             by owner-portal" in out
     assert "gate: passes" in out
-    events = [e.event for e in audit.read_events(lab.root)]
+    events = [e.event for e in trail.read_events(lab.root)]
     assert events.count("approval.granted") == 2
     assert events[-1] == "gate.passed"
 
@@ -176,7 +178,7 @@ def refused(lab: Lab, capsys: pytest.CaptureFixture[str], change: str, expected:
     code, out = gate(lab, capsys, change)
     assert code == 1, out
     assert expected in out, out
-    last = audit.read_events(lab.root)[-1]
+    last = trail.read_events(lab.root)[-1]
     assert (last.event, last.outcome) == ("gate.refused", "refused")
     assert any(expected in r for r in last.details["reasons"])
     return out
@@ -187,7 +189,7 @@ def test_self_approval_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) 
     code, _, err = lab.approve(capsys, "CHG-LAB-0001", "rm-alice")
     assert code == 1
     assert "approval refused: self-approval: rm-alice requested CHG-LAB-0001" in err
-    assert audit.read_events(lab.root)[-1].event == "approval.refused"
+    assert trail.read_events(lab.root)[-1].event == "approval.refused"
     lab.forge("CHG-LAB-0001", "rm-alice", role="owner:portal")
     lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
     refused(lab, capsys, "CHG-LAB-0001", "self-approval: rm-alice requested CHG-LAB-0001")

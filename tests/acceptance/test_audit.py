@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import audit
+from gcmschange.audit import trail
 from gcmschange.cli import main
 from gcmschange.paths import audit_log
 
 APPENDER = """
 import sys
 from pathlib import Path
-from gcmschange.audit import record
+from gcmschange.audit.trail import record
 root, tag, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for i in range(count):
     record(root, "test.append", change=tag, details={"i": i, "pad": "x" * (i % 50)})
@@ -28,7 +28,7 @@ for i in range(count):
 
 def _seed(root: Path, count: int = 5) -> list[bytes]:
     for i in range(count):
-        audit.record(root, "test.event", change=f"CHG-{i % 2}", details={"i": i})
+        trail.record(root, "test.event", change=f"CHG-{i % 2}", details={"i": i})
     return audit_log(root).read_bytes().splitlines(keepends=True)
 
 
@@ -91,13 +91,13 @@ def test_forged_insert_with_valid_own_hash_breaks_the_link(
 ) -> None:
     lines = _seed(estate_repo, 3)
     forged = json.loads(lines[1])
-    forged.update(seq=2, event="forged", prev=audit.GENESIS)
-    forged["hash"] = audit.entry_hash(forged)
+    forged.update(seq=2, event="forged", prev=trail.GENESIS)
+    forged["hash"] = trail.entry_hash(forged)
     tail = [json.loads(raw) for raw in lines[1:]]
     body = [lines[0], (json.dumps(forged) + "\n").encode()]
     for entry in tail:  # renumber the rest so only the link can betray the forgery
         entry["seq"] += 1
-        entry["hash"] = audit.entry_hash(entry)
+        entry["hash"] = trail.entry_hash(entry)
         body.append((json.dumps(entry) + "\n").encode())
     audit_log(estate_repo).write_bytes(b"".join(body))
     code, out = _verify(estate_repo, capsys)
@@ -111,12 +111,12 @@ def test_torn_tail_is_moved_aside_and_recorded(
     lines = _seed(estate_repo, 3)
     audit_log(estate_repo).write_bytes(b"".join(lines) + b'{"seq": 4, "ti')
     assert _verify(estate_repo, capsys)[0] == 1
-    audit.record(estate_repo, "after.crash")
+    trail.record(estate_repo, "after.crash")
     code, out = _verify(estate_repo, capsys)
     assert code == 0, out
-    names = [e.event for e in audit.read_events(estate_repo)]
+    names = [e.event for e in trail.read_events(estate_repo)]
     assert names[-2:] == ["audit.tail_discarded", "after.crash"]
-    assert audit.read_events(estate_repo)[-2].details["fragment"] == '{"seq": 4, "ti'
+    assert trail.read_events(estate_repo)[-2].details["fragment"] == '{"seq": 4, "ti'
 
 
 def test_concurrent_appenders_keep_the_chain(estate_repo: Path) -> None:
@@ -125,7 +125,7 @@ def test_concurrent_appenders_keep_the_chain(estate_repo: Path) -> None:
         for n in range(4)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
-    report = audit.verify_chain(estate_repo)
+    report = trail.verify_chain(estate_repo)
     assert report.ok, str(report)
     assert report.entries == 160
 
@@ -136,10 +136,10 @@ def _kill_then_check(root: Path, proc: subprocess.Popen[bytes], after_s: float) 
     time.sleep(after_s)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    report = audit.verify_chain(root)
+    report = trail.verify_chain(root)
     assert report.ok or report.truncated_tail, str(report)
-    audit.record(root, "after.kill")
-    assert audit.verify_chain(root).ok
+    trail.record(root, "after.kill")
+    assert trail.verify_chain(root).ok
 
 
 def test_killed_appender_leaves_a_verifiable_or_reported_chain(estate_repo: Path) -> None:
@@ -165,14 +165,14 @@ def test_show_filters_by_change(estate_repo: Path, capsys: pytest.CaptureFixture
 def test_damaged_last_entry_fails_closed(estate_repo: Path) -> None:
     lines = _seed(estate_repo, 2)
     audit_log(estate_repo).write_bytes(lines[0] + b"garbage\n")
-    with pytest.raises(audit.AuditError, match="last entry is damaged"):
-        audit.record(estate_repo, "x")
+    with pytest.raises(trail.AuditError, match="last entry is damaged"):
+        trail.record(estate_repo, "x")
 
 
 BATCH_APPENDER = """
 import sys
 from pathlib import Path
-from gcmschange.audit import NewEvent, record_many
+from gcmschange.audit.trail import NewEvent, record_many
 root, tag = Path(sys.argv[1]), sys.argv[2]
 for n in range(100000):
     batch = [NewEvent("test.batch", change=tag, details={"n": n, "i": i}) for i in range(200)]
@@ -180,9 +180,9 @@ for n in range(100000):
 """
 
 
-def _batch(count: int) -> list[audit.NewEvent]:
+def _batch(count: int) -> list[trail.NewEvent]:
     return [
-        audit.NewEvent("validated", "ok" if i % 3 else "failed", f"CHG-{i}", details={"i": i})
+        trail.NewEvent("validated", "ok" if i % 3 else "failed", f"CHG-{i}", details={"i": i})
         for i in range(count)
     ]
 
@@ -191,12 +191,12 @@ def test_a_batch_is_one_stretch_of_the_same_chain(
     estate_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _seed(estate_repo, 2)
-    recorded = audit.record_many(estate_repo, _batch(50))
-    audit.record(estate_repo, "after.batch")
+    recorded = trail.record_many(estate_repo, _batch(50))
+    trail.record(estate_repo, "after.batch")
     code, out = _verify(estate_repo, capsys)
     assert code == 0, out
     assert "intact: 53 entries" in out
-    events = audit.read_events(estate_repo)
+    events = trail.read_events(estate_repo)
     assert events[2:52] == recorded
     assert [e.seq for e in recorded] == list(range(3, 53))
     assert [(e.change, e.outcome) for e in recorded[:3]] == [
@@ -204,31 +204,31 @@ def test_a_batch_is_one_stretch_of_the_same_chain(
         ("CHG-1", "ok"),
         ("CHG-2", "ok"),
     ]
-    assert audit.record_many(estate_repo, []) == []
-    assert audit.verify_chain(estate_repo).entries == 53
+    assert trail.record_many(estate_repo, []) == []
+    assert trail.verify_chain(estate_repo).entries == 53
 
 
 def test_a_crash_in_the_middle_of_a_batch_is_a_torn_tail(
     estate_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = b"".join(_seed(estate_repo, 3))
-    head_before = audit.head_path(estate_repo).read_bytes()
-    audit.record_many(estate_repo, _batch(40))
+    head_before = trail.head_path(estate_repo).read_bytes()
+    trail.record_many(estate_repo, _batch(40))
     written = audit_log(estate_repo).read_bytes()[len(before) :]
     lines = written.splitlines(keepends=True)
     # What a crash leaves: the head is replaced only after the batch is written and fsynced.
-    audit.head_path(estate_repo).write_bytes(head_before)
+    trail.head_path(estate_repo).write_bytes(head_before)
     whole = len(b"".join(lines[:19]))
     audit_log(estate_repo).write_bytes(before + written[:whole])
-    assert audit.verify_chain(estate_repo).ok  # whole entries, head behind: as for one record
+    assert trail.verify_chain(estate_repo).ok  # whole entries, head behind: as for one record
     audit_log(estate_repo).write_bytes(before + written[: whole + len(lines[19]) // 2])
-    report = audit.verify_chain(estate_repo)
+    report = trail.verify_chain(estate_repo)
     assert (report.ok, report.truncated_tail, report.entries) == (False, True, 22)
     assert _verify(estate_repo, capsys)[0] == 1
-    audit.record_many(estate_repo, _batch(2))
+    trail.record_many(estate_repo, _batch(2))
     code, out = _verify(estate_repo, capsys)
     assert code == 0, out
-    events = audit.read_events(estate_repo)
+    events = trail.read_events(estate_repo)
     assert [e.event for e in events[-3:]] == ["audit.tail_discarded", "validated", "validated"]
     assert events[-3].details["bytes"] == len(lines[19]) // 2
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gcmschange import audit
+from gcmschange.audit import trail
 from gcmschange.cli import main
 from gcmschange.paths import audit_log
 
@@ -22,7 +22,7 @@ def repo(estate_repo: Path) -> Path:
         ["git", "-C", str(estate_repo), "remote", "add", "origin", str(origin)], check=True
     )
     for n in range(3):
-        audit.record(estate_repo, "test.event", details={"n": n})
+        trail.record(estate_repo, "test.event", details={"n": n})
     return estate_repo
 
 
@@ -49,16 +49,16 @@ def rewrite(root: Path, keep: int | None = None, edit_seq: int | None = None) ->
     """What someone with write access to .gcmschange/ could do: rewrite entries and re-chain
     every hash after them, head included, so that the local checks pass."""
     entries = [json.loads(line) for line in audit_log(root).read_text().splitlines()][:keep]
-    prev = audit.GENESIS
+    prev = trail.GENESIS
     for entry in entries:
         if entry["seq"] == edit_seq:
             entry["outcome"] = "forged"
         entry["prev"] = prev
-        entry["hash"] = audit.entry_hash(entry)
+        entry["hash"] = trail.entry_hash(entry)
         prev = entry["hash"]
     audit_log(root).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
     head = {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}
-    audit.head_path(root).write_text(json.dumps(head) + "\n")
+    trail.head_path(root).write_text(json.dumps(head) + "\n")
 
 
 def test_anchors_chain_on_the_remote_and_verify_against_them(
@@ -68,7 +68,7 @@ def test_anchors_chain_on_the_remote_and_verify_against_them(
     assert code == 0 and first["anchored_seq"] == 3 and first["anchors"] == 1
     assert str(first["ref"]).startswith("refs/gcmschange/audit/")
     assert cli(repo, capsys, "audit", "anchor")[1]["anchors"] == 1  # nothing new: no new anchor
-    audit.record(repo, "test.event", details={"n": 3})
+    trail.record(repo, "test.event", details={"n": 3})
     code, second, _ = cli(repo, capsys, "audit", "anchor")
     # (anchoring is not audited itself, so the log's last entry is the one just recorded)
     assert code == 0 and second["anchored_seq"] == 4 and second["anchors"] == 2

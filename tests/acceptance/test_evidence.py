@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import audit
+from gcmschange.audit import trail
+from gcmschange.audit.evidence import FIELD_LIMIT
 from gcmschange.cli import main
-from gcmschange.evidence import FIELD_LIMIT
-from gcmschange.secrets import MASK
+from gcmschange.masking import MASK
 
 CHANGE = "CHG-LAB-0090"
 SECRET = "Tok-3n_very-secret"
@@ -40,10 +40,10 @@ def evidence_repo(estate_repo: Path) -> Path:
     approvals.mkdir(parents=True)
     (approvals / "owner.json").write_text('{"role": "owner"}\n', encoding="utf-8")
     (approvals / "owner.json.sig").write_text("-----BEGIN SSH SIGNATURE-----\n", encoding="utf-8")
-    audit.record(estate_repo, "planned", change=CHANGE, digest="d" * 64)
-    audit.record(estate_repo, "wave.started", change=CHANGE, details={"wave": 1})
-    audit.record(estate_repo, "validated", change="CHG-LAB-0001")
-    audit.record(estate_repo, "wave.finished", change=CHANGE, details={"wave": 1})
+    trail.record(estate_repo, "planned", change=CHANGE, digest="d" * 64)
+    trail.record(estate_repo, "wave.started", change=CHANGE, details={"wave": 1})
+    trail.record(estate_repo, "validated", change="CHG-LAB-0001")
+    trail.record(estate_repo, "wave.finished", change=CHANGE, details={"wave": 1})
     return estate_repo
 
 
@@ -112,7 +112,7 @@ def test_bundle_holds_everything_and_verifies(
     code, out = _verify(bundle, capsys)
     assert code == 0, out
     assert "intact, 11 members checked" in out
-    recorded = audit.select(audit.read_events(evidence_repo), event="evidence.built")
+    recorded = trail.select(trail.read_events(evidence_repo), event="evidence.built")
     assert (
         recorded[0].details["manifest_sha256"]
         == hashlib.sha256(members[f"{TOP}/MANIFEST.sha256"]).hexdigest()

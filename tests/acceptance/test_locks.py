@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gcmschange import audit, journal
+from gcmschange.apply import journal
+from gcmschange.audit import trail
 from gcmschange.cli import main
 
 CLI = [sys.executable, "-m", "gcmschange"]
@@ -123,7 +124,7 @@ def test_two_applies_at_once_exactly_one_takes_the_lock(
 def test_unlock_force_releases_and_records_why(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gcmschange import locks
+    from gcmschange.apply import locks
 
     store = locks.Store(repo)
     store.acquire(locks.refs_for("dev", ["portal"]), locks.new_holder("CHG-DEV-0101"))
@@ -133,7 +134,7 @@ def test_unlock_force_releases_and_records_why(
     assert code == 2 and "--reason" in err
     code, out, _ = cli(repo, capsys, "unlock", "dev/portal", "--reason", "holder's laptop died")
     assert code == 0 and out.startswith("released dev/portal (was CHG-DEV-0101")
-    event = audit.read_events(repo)[-1]
+    event = trail.read_events(repo)[-1]
     assert (event.event, event.change, event.details["reason"]) == (
         "lock.forced",
         "CHG-DEV-0101",

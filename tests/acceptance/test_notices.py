@@ -15,9 +15,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from gcmschange import audit
+from gcmschange.audit import trail
 from gcmschange.cli import main
-from gcmschange.notices import read_incidents
+from gcmschange.notify.notices import read_incidents
 from gcmschange.paths import audit_log, outbox
 
 GATEWAY_PARTNERS = {
@@ -94,9 +94,9 @@ def test_gateway_change_notifies_exactly_its_downstream_partners_by_smtp(
         assert "2026-01-01 00 h 00 HNE (UTC-05:00) / 2026-01-01 05 h 00 UTC" in text
         assert message["Message-ID"] and message["Date"]
         assert message["Content-Language"] == "en, fr"
-    events = audit.select(audit.read_events(estate_repo), event="notice.issued")
+    events = trail.select(trail.read_events(estate_repo), event="notice.issued")
     assert [e.outcome for e in events] == ["sent"] * 5
-    assert audit.verify_chain(estate_repo).ok
+    assert trail.verify_chain(estate_repo).ok
 
 
 def test_outbox_holds_eml_and_markdown_without_smtp(
@@ -115,7 +115,7 @@ def test_outbox_holds_eml_and_markdown_without_smtp(
     assert parsed["Content-Type"].startswith("text/plain")
     assert parsed.get_param("charset") == "utf-8"
     assert emls[0].with_suffix(".md").read_text(encoding="utf-8").count("# ") >= 2
-    outcomes = {e.outcome for e in audit.select(audit.read_events(estate_repo), event="notice.")}
+    outcomes = {e.outcome for e in trail.select(trail.read_events(estate_repo), event="notice.")}
     assert outcomes == {"written"}
 
 
@@ -130,7 +130,7 @@ def test_unreachable_smtp_keeps_the_outbox_and_fails_with_a_reason(
     assert code == 1
     assert "5 of 5 notices not delivered (kept in the outbox): SMTP 127.0.0.1:" in err
     assert len(list(outbox(estate_repo).rglob("*.eml"))) == 5
-    outcomes = {e.outcome for e in audit.select(audit.read_events(estate_repo), event="notice.")}
+    outcomes = {e.outcome for e in trail.select(trail.read_events(estate_repo), event="notice.")}
     assert outcomes == {"send_failed"}
 
 

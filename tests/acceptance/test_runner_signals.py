@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import runner
 from gcmschange.errors import CancelledError, ExitCode
+from gcmschange.execution import runner
 
 PLAYBOOK = """\
 - hosts: all

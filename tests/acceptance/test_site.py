@@ -18,13 +18,15 @@ import icalendar
 import pytest
 import yaml
 
-from gcmschange import audit, notices, pipeline
-from gcmschange.approve import approve
-from gcmschange.changes import load_change
+from gcmschange.apply import road
+from gcmschange.approvals.sign import approve
+from gcmschange.audit import trail
 from gcmschange.cli import main
 from gcmschange.gitrepo import commit_paths
+from gcmschange.notify import notices
 from gcmschange.paths import audit_log
-from tests.conftest import PROJECT
+from gcmschange.validate.load import load_change
+from tests.conftest import KEYS
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CANARY_SECRET = "s1te-canary-SECRET-42"
@@ -86,24 +88,24 @@ def _write_changes(root: Path, real_now: datetime) -> None:
 
 def _approve_planned(root: Path, tmp: Path) -> None:
     key = tmp / "owner-partner-gateway"
-    shutil.copy(PROJECT / "lab" / "keys" / "owner-partner-gateway", key)
+    shutil.copy(KEYS / "owner-partner-gateway", key)
     key.chmod(0o600)
     change = load_change(root, "CHG-SITE-0003")
-    digest = pipeline.prepare(root, "CHG-SITE-0003").digest
+    digest = road.prepare(root, "CHG-SITE-0003").digest
     approve(root, change, digest, key, role="owner:partner_gateway")
 
 
 def _apply_runs(root: Path) -> None:
     # The apply engine's audit events (gcmschange/apply.py), as it records them.
     run = {"run": "r1", "hosts": ["h"]}
-    audit.record(root, "apply.started", change="CHG-SITE-0001", digest="d" * 64, details=run)
-    audit.record(root, "apply.started", change="CHG-SITE-0002", digest="e" * 64, details=run)
+    trail.record(root, "apply.started", change="CHG-SITE-0001", digest="d" * 64, details=run)
+    trail.record(root, "apply.started", change="CHG-SITE-0002", digest="e" * 64, details=run)
     time.sleep(1.1)  # so each run lasts at least a second
-    audit.record(root, "wave.finished", change="CHG-SITE-0001", digest="d" * 64)
-    audit.record(root, "apply.finished", outcome="applied", change="CHG-SITE-0001", digest="d" * 64)
-    audit.record(root, "wave.finished", outcome="failed", change="CHG-SITE-0002")
-    audit.record(root, "rollback.finished", outcome="ok", change="CHG-SITE-0002")
-    audit.record(root, "apply.finished", outcome="rolled_back", change="CHG-SITE-0002")
+    trail.record(root, "wave.finished", change="CHG-SITE-0001", digest="d" * 64)
+    trail.record(root, "apply.finished", outcome="applied", change="CHG-SITE-0001", digest="d" * 64)
+    trail.record(root, "wave.finished", outcome="failed", change="CHG-SITE-0002")
+    trail.record(root, "rollback.finished", outcome="ok", change="CHG-SITE-0002")
+    trail.record(root, "apply.finished", outcome="rolled_back", change="CHG-SITE-0002")
 
 
 def _incidents(root: Path, real_now: datetime) -> None:
@@ -378,7 +380,7 @@ def _forbidden(root: Path) -> set[str]:
     for statement in root.glob("approvals/*/*.json"):
         data = json.loads(statement.read_text("utf-8"))
         words.update({data["digest"], data["nonce"], data["principal"]})
-    for event in audit.read_events(root):
+    for event in trail.read_events(root):
         words.update(w for w in (event.digest, event.hash) if w)
     for partner in yaml.safe_load((root / "estate.yml").read_text("utf-8"))["partners"].values():
         words.add(partner["contact"])

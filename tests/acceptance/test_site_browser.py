@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import audit, notices
+from gcmschange.audit import trail
 from gcmschange.cli import main
+from gcmschange.notify import notices
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -38,8 +39,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 @pytest.fixture
 def served_site(estate_repo: Path, tmp_path: Path) -> Iterator[str]:
     now = datetime.now(UTC).replace(microsecond=0)
-    audit.record(estate_repo, "apply.started", change="CHG-LAB-0002")
-    audit.record(estate_repo, "apply.finished", outcome="rolled_back", change="CHG-LAB-0002")
+    trail.record(estate_repo, "apply.started", change="CHG-LAB-0002")
+    trail.record(estate_repo, "apply.finished", outcome="rolled_back", change="CHG-LAB-0002")
     notices.issue_incident(
         estate_repo,
         ["eta"],

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gcmschange import audit, audit_anchor
+from gcmschange.audit import anchor, trail
 from gcmschange.cli import main
 from gcmschange.paths import STATE_DIR
 from tests.acceptance.test_site import _write_changes
@@ -24,10 +24,10 @@ from tests.conftest import copy_estate
 def _run(root: Path, change: str, outcome: str) -> None:
     """A finished run of `change` as the apply engine records it, then the anchor it pushes."""
     run = {"run": f"r-{change}", "hosts": ["h"]}
-    audit.record(root, "apply.started", change=change, digest="d" * 64, details=run)
+    trail.record(root, "apply.started", change=change, digest="d" * 64, details=run)
     time.sleep(1.1)
-    audit.record(root, "apply.finished", outcome=outcome, change=change, digest="d" * 64)
-    audit_anchor.anchor(root, "origin")
+    trail.record(root, "apply.finished", outcome=outcome, change=change, digest="d" * 64)
+    anchor.anchor(root, "origin")
 
 
 def _site(root: Path, out: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_an_anchored_log_that_fails_its_checks_is_left_out_with_a_warning(
 ) -> None:
     _run(repo, "CHG-SITE-0001", "applied")
     origin = tmp_path / "origin.git"
-    ref = next(iter(audit_anchor.remote_logs(repo, "origin").logs))
+    ref = next(iter(anchor.remote_logs(repo, "origin").logs))
     # someone with push access replaces the anchored log by a forged one (same message)
     forged = tmp_path / "forged.jsonl"
     forged.write_text('{"not": "an entry"}\n', encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import audit
+from gcmschange.audit import trail
 from gcmschange.cli import main
 
 
@@ -25,9 +25,9 @@ def test_interrupted_apply_is_under_change_and_failed_verification_degrades(
     estate_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # An apply killed mid-wave keeps its locks: the change is still in progress.
-    audit.record(estate_repo, "apply.started", change="CHG-LAB-0001", details={"run": "r1"})
-    audit.record(estate_repo, "apply.interrupted", outcome="failed", change="CHG-LAB-0001")
-    audit.record(estate_repo, "verified", outcome="failed", change="CHG-LAB-0002")
+    trail.record(estate_repo, "apply.started", change="CHG-LAB-0001", details={"run": "r1"})
+    trail.record(estate_repo, "apply.interrupted", outcome="failed", change="CHG-LAB-0001")
+    trail.record(estate_repo, "verified", outcome="failed", change="CHG-LAB-0002")
     result = _build(estate_repo, tmp_path / "site", capsys)
     assert result["systems"] == {
         "portal": "under_change",
@@ -48,12 +48,12 @@ def test_interrupted_apply_is_under_change_and_failed_verification_degrades(
 def test_resume_closes_the_interrupted_run_and_a_passing_check_clears_the_state(
     estate_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    audit.record(estate_repo, "apply.started", change="CHG-LAB-0001", details={"run": "r1"})
-    audit.record(estate_repo, "apply.interrupted", outcome="failed", change="CHG-LAB-0001")
-    audit.record(estate_repo, "resume.started", change="CHG-LAB-0001", details={"run": "r2"})
-    audit.record(estate_repo, "resume.finished", outcome="applied", change="CHG-LAB-0001")
-    audit.record(estate_repo, "verified", outcome="failed", change="CHG-LAB-0002")
-    audit.record(estate_repo, "verified", outcome="ok", change="CHG-LAB-0002")
+    trail.record(estate_repo, "apply.started", change="CHG-LAB-0001", details={"run": "r1"})
+    trail.record(estate_repo, "apply.interrupted", outcome="failed", change="CHG-LAB-0001")
+    trail.record(estate_repo, "resume.started", change="CHG-LAB-0001", details={"run": "r2"})
+    trail.record(estate_repo, "resume.finished", outcome="applied", change="CHG-LAB-0001")
+    trail.record(estate_repo, "verified", outcome="failed", change="CHG-LAB-0002")
+    trail.record(estate_repo, "verified", outcome="ok", change="CHG-LAB-0002")
     result = _build(estate_repo, tmp_path / "site", capsys)
     systems = result["systems"]
     assert isinstance(systems, dict)

@@ -12,11 +12,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from gcmschange import audit
-from gcmschange import validate as gcms_validate
-from gcmschange.changes import load_change
+from gcmschange.audit import trail
 from gcmschange.cli import main
 from gcmschange.errors import ValidationError
+from gcmschange.validate import run as gcms_validate
+from gcmschange.validate.load import load_change
 
 EXAMPLES = Path(__file__).parent / "examples"
 NOW = "2027-01-15T00:00:00-05:00"
@@ -107,7 +107,7 @@ def test_each_validated_change_is_audited_once_per_verdict(
 ) -> None:
     validate(estate_repo, capsys)
     validate(estate_repo, capsys)  # same content, same verdicts: nothing new to record
-    events = [e for e in audit.read_events(estate_repo) if e.event == "validated"]
+    events = [e for e in trail.read_events(estate_repo) if e.event == "validated"]
     assert sorted((e.change, e.outcome) for e in events) == [
         ("CHG-LAB-0001", "ok"),
         ("CHG-LAB-0002", "ok"),
@@ -116,7 +116,7 @@ def test_each_validated_change_is_audited_once_per_verdict(
     path = estate_repo / "changes" / "CHG-LAB-0003.yaml"
     path.write_text(path.read_text().replace("verify/test_case_api.py", "verify/test_nope.py"))
     validate(estate_repo, capsys)
-    last = audit.read_events(estate_repo)[-1]
+    last = trail.read_events(estate_repo)[-1]
     assert (last.change, last.outcome) == ("CHG-LAB-0003", "failed")
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from gcmschange import schemadoc, yamlsafe
+from gcmschange import resources, yamlsafe
 from gcmschange.errors import ValidationError
-from gcmschange.validate_schema import checker
+from gcmschange.validate import schemadoc
+from gcmschange.validate.schema import checker
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = Path(__file__).parent / "examples"
@@ -18,10 +19,10 @@ EXAMPLES = Path(__file__).parent / "examples"
 
 def test_reference_page_is_up_to_date() -> None:
     current = (PROJECT / schemadoc.DOC).read_text(encoding="utf-8")
-    assert current == schemadoc.render(PROJECT), "run: python -m gcmschange.schemadoc"
+    assert current == schemadoc.render(), "run: python -m gcmschange.validate.schemadoc"
 
 
-@pytest.mark.parametrize("schema", sorted((PROJECT / "schemas").glob("*.json")))
+@pytest.mark.parametrize("schema", sorted(resources.schemas_dir().glob("*.json")))
 def test_every_schema_is_valid_2020_12_with_an_id_and_descriptions(schema: Path) -> None:
     body = json.loads(schema.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(body)
@@ -41,5 +42,5 @@ def test_fast_and_reference_validators_agree(example: Path) -> None:
         doc = yamlsafe.load_file(example, example.name)
     except ValidationError:
         return
-    schema = checker(PROJECT / "schemas" / "change-request.schema.json")
+    schema = checker(resources.schema("change-request"))
     assert schema.is_valid(doc.data) == schema.full.is_valid(doc.data)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcmschange.cli import main
-from tests.conftest import PROJECT
+from tests.conftest import ESTATE
 
 
 def git(root: Path, *args: str) -> str:
@@ -42,7 +42,7 @@ def test_workspace_is_a_committed_estate_with_a_bare_origin(
 
 def test_workspace_without_origin_or_keys(tmp_path: Path) -> None:
     dest = tmp_path / "ws"
-    args = ["lab", "workspace", str(dest), "--no-origin", "--no-lab-keys", "--from", str(PROJECT)]
+    args = ["lab", "workspace", str(dest), "--no-origin", "--no-lab-keys", "--from", str(ESTATE)]
     assert main(args) == 0
     assert git(dest, "remote") == ""
     assert not (dest / "lab").exists()
@@ -53,7 +53,7 @@ def test_workspace_without_origin_or_keys(tmp_path: Path) -> None:
 def test_bad_destinations_and_sources_are_refused_with_nothing_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
-    dest, source = tmp_path / "ws", PROJECT
+    dest, source = tmp_path / "ws", ESTATE
     if case == "not-empty":
         dest.mkdir()
         (dest / "mine.txt").write_text("keep me\n", encoding="utf-8")
@@ -78,7 +78,7 @@ def test_a_copy_that_breaks_half_way_leaves_nothing_behind(
 ) -> None:
     source = tmp_path / "estate"
     source.mkdir()
-    (source / "estate.yml").write_text((PROJECT / "estate.yml").read_text(), encoding="utf-8")
+    (source / "estate.yml").write_text((ESTATE / "estate.yml").read_text(), encoding="utf-8")
     (source / "templates").mkdir()
     (source / "templates" / "gone.j2").symlink_to(tmp_path / "nowhere")
     dest = tmp_path / "ws"

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import accel, deploy, pipeline, proc
-from gcmschange.estate import load_inventory
-from gcmschange.runner import RunResult
+from gcmschange import proc
+from gcmschange.apply import push, road
+from gcmschange.execution import accel
+from gcmschange.execution.runner import RunResult
+from gcmschange.rules.estate import load_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -25,14 +27,14 @@ LabFactory = Callable[..., Path]
 
 def _push(root: Path, work: Path, *, check: bool = False) -> RunResult:
     inventory = load_inventory(root, "lab")
-    rendered = pipeline.baseline(root, "lab")
-    return deploy.push(root, inventory.path, rendered, work, check=check, accelerate=True)
+    rendered = road.baseline(root, "lab")
+    return push.push(root, inventory.path, rendered, work, check=check, accelerate=True)
 
 
 def _assert_configured(root: Path, result: RunResult, lab_ssh: Ssh) -> None:
     assert result.rc == 0, result.failures
     assert not result.failures and not result.unreachable
-    rendered = pipeline.baseline(root, "lab")
+    rendered = road.baseline(root, "lab")
     assert set(result.changed_hosts) == set(rendered.hosts())
     for item in rendered.files:
         on_host = lab_ssh(root, item.host, f"cat {item.dest}")

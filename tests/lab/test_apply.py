@@ -23,12 +23,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gcmschange import apply, approve, audit, deploy, journal, lab, locks, pipeline
-from tests.conftest import PROJECT, copy_estate
+from gcmschange import lab
+from gcmschange.apply import journal, locks, push, road, verbs
+from gcmschange.approvals import sign
+from gcmschange.audit import trail
+from tests.conftest import KEYS, copy_estate
 from tests.lab.conftest import _isolated_env, require_lab, ssh
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-KEYS = PROJECT / "lab" / "keys"
 OWNERS = {"portal": "owner-portal", "case_api": "owner-case-api"}
 CLI = [sys.executable, "-m", "gcmschange"]
 
@@ -66,10 +68,10 @@ def fleet(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
             lab.start(repo, host.name)
         elif host.state == "partitioned":
             lab.heal(repo, host.name)
-    result = deploy.push(
+    result = push.push(
         repo,
         repo / "inventories/lab/hosts.yml",
-        pipeline.baseline(repo, "lab"),
+        road.baseline(repo, "lab"),
         tmp_path / "baseline",
     )
     assert not result.failures, result.failures
@@ -80,11 +82,11 @@ def fleet(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def approved(root: Path, ref: str) -> str:
-    prepared = pipeline.prepare(root, ref)
+    prepared = road.prepare(root, ref)
     change = prepared.loaded.change
     for system in change.systems:
         key = root.parent / "keys" / OWNERS[system]
-        approve.approve(root, change, prepared.digest, key)
+        sign.approve(root, change, prepared.digest, key)
     return change.id
 
 
@@ -118,7 +120,7 @@ class Recorder:
 def test_chg_lab_0001_applied_in_waves_and_verified(fleet: Path) -> None:
     change = approved(fleet, "CHG-LAB-0001")
     seen = Recorder()
-    result = apply.apply(fleet, change, apply.Options(reporter=seen))
+    result = verbs.apply(fleet, change, verbs.Options(reporter=seen))
     assert result.outcome == "applied", result
     assert [s.hosts for s in result.steps] == [
         ("portal-1",),
@@ -130,17 +132,17 @@ def test_chg_lab_0001_applied_in_waves_and_verified(fleet: Path) -> None:
     assert seen.stages[0] == "wave 1/3 (canary): portal-1"
     assert ("portal-1", "Rendered files are in place", "ok") in seen.tasks
     assert locks.Store(fleet).list() == ()
-    assert apply.verify_change(fleet, change).ok
+    assert verbs.verify_change(fleet, change).ok
     banner = ssh(fleet, "portal-2", "curl -fsS http://127.0.0.1/")
     assert "Scheduled maintenance tonight" in banner.stdout
-    assert audit.verify_chain(fleet).ok
-    assert apply.status(fleet, change).state == "applied"
+    assert trail.verify_chain(fleet).ok
+    assert verbs.status(fleet, change).state == "applied"
 
 
 def test_chg_lab_0003_stopped_at_the_canary_and_rolled_back(fleet: Path) -> None:
     change = approved(fleet, "CHG-LAB-0003")
     untouched = file_state(fleet, "case-api-2", "/etc/nginx/conf.d/gcms-case_api.conf")
-    result = apply.apply(fleet, change)
+    result = verbs.apply(fleet, change)
     assert result.outcome == "rolled_back" and int(result.exit_code) == 4
     assert [s.hosts for s in result.steps] == [("case-api-1",)]
     assert "verification failed" in result.steps[0].failed["case-api-1"]
@@ -164,17 +166,17 @@ def test_a_host_lost_mid_wave_fails_the_wave_and_is_reported(fleet: Path, fault:
                 self.stages.append(f"broke {victim}")
                 (lab.crash if fault == "crash" else lab.partition)(fleet, victim)
 
-    result = apply.apply(fleet, change, apply.Options(reporter=Breaker()))
+    result = verbs.apply(fleet, change, verbs.Options(reporter=Breaker()))
     assert result.outcome == "rollback_failed" and int(result.exit_code) == 5
     assert victim in result.steps[-1].bad
     assert result.rollback is not None
     assert victim in result.rollback.bad
     assert set(result.rollback.verified) == {"portal-1", "case-api-1", "portal-2"}
     assert result.locks_kept == ("lab/case_api", "lab/portal")
-    states = apply.status(fleet, change).hosts
+    states = verbs.status(fleet, change).hosts
     assert states[victim].startswith("unreachable")
     (lab.start if fault == "crash" else lab.heal)(fleet, victim)
-    again = apply.rollback(fleet, change)
+    again = verbs.rollback(fleet, change)
     assert again.outcome == "rolled_back" and int(again.exit_code) == 0
     assert locks.Store(fleet).list() == ()
 
@@ -305,7 +307,7 @@ def test_kill_9_at_a_journal_step_then_resume(
     change = approved(fleet, template)
     code = _kill_at(fleet, change, step)
     assert code == -signal.SIGKILL
-    assert apply.status(fleet, change).state == "interrupted"
+    assert verbs.status(fleet, change).state == "interrupted"
     held = {lk.holder.change for lk in locks.Store(fleet).list() if lk.holder}
     # Killed as the lock step begins, the push may not have happened yet: then no lock is
     # held and resume must take it itself. After that step, the crashed change keeps its lock.
@@ -320,6 +322,6 @@ def test_kill_9_at_a_journal_step_then_resume(
     assert result["outcome"] == outcome, done.stderr
     assert playbooks_of(fleet) == []  # a playbook the kill left was stopped, not run beside
     assert locks.Store(fleet).list() == ()
-    assert audit.verify_chain(fleet).ok
-    states = apply.status(fleet, change).hosts
+    assert trail.verify_chain(fleet).ok
+    states = verbs.status(fleet, change).hosts
     assert all(s.endswith("verified") or s == "pending" for s in states.values()), states

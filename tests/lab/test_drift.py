@@ -12,11 +12,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from gcmschange.audit import read_events
+from gcmschange.apply.converge import converge
+from gcmschange.audit.trail import read_events
 from gcmschange.cli import main
-from gcmschange.converge import converge
-from gcmschange.drift import CLEAN, DRIFTED, UNREACHABLE, Difference, DriftReport, HostDrift
 from gcmschange.errors import ExitCode, UnreachableError
+from gcmschange.plan.drift import CLEAN, DRIFTED, UNREACHABLE, Difference, DriftReport, HostDrift
 from tests.lab.conftest import LabFactory, ssh
 
 
@@ -44,7 +44,7 @@ def test_exit_code_and_outcome(hosts: tuple[HostDrift, ...], code: ExitCode, out
 
 
 def test_junit_has_one_case_per_host() -> None:
-    from gcmschange.drift import junit_report
+    from gcmschange.plan.drift import junit_report
 
     suite = ET.fromstring(junit_report(_report(CLEAN_HOST, DRIFTED_HOST, GONE_HOST)))[0]
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gcmschange import estate, lab, proc
+from gcmschange import lab, proc
 from gcmschange.cli import main
 from gcmschange.errors import LabError
 from gcmschange.lab import hostproc, netns
 from gcmschange.lab.layout import Layout, load_record
+from gcmschange.rules import estate
 
 pytestmark = pytest.mark.lab
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange.converge import converge
+from gcmschange.apply.converge import converge
 from gcmschange.errors import UnreachableError
-from tests.conftest import PROJECT, copy_estate
+from tests.conftest import ESTATE, KEYS, PROJECT, copy_estate
 from tests.lab.conftest import LabFactory, ssh
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,6 @@ GCL_VERSION = "4.70.1"
 NPM_PREFIX = PROJECT / ".cache" / "npm"
 GCL_BIN = NPM_PREFIX / "node_modules" / ".bin" / "gitlab-ci-local"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", PROJECT / ".venv")) / "bin"
-KEYS = PROJECT / "lab" / "keys"
 PREDEFINED = (
     "CI_PIPELINE_SOURCE,CI_MERGE_REQUEST_IID,CI_MERGE_REQUEST_DIFF_BASE_SHA,"
     "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME,CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
@@ -120,8 +119,6 @@ def pipeline_repo(root: Path, *withheld: str) -> Path:
     """Make `root` the GitOps repository: the pipeline files, the lab inventory and the
     estate committed on main without `withheld` changes (their merge requests add them),
     pushed to a bare `origin`."""
-    shutil.copy2(PROJECT / ".gitlab-ci.yml", root / ".gitlab-ci.yml")
-    shutil.copytree(PROJECT / "ci", root / "ci")
     (root / ".gitignore").write_text("/.gcmschange/\n/.gitlab-ci-local/\n", encoding="utf-8")
     git(root, "config", "user.name", "Rita Release")  # gitlab-ci-local's GITLAB_USER_*
     git(root, "config", "user.email", "rita@gcms.example")
@@ -142,7 +139,7 @@ def merge_request(root: Path, change: str) -> dict[str, str]:
     """A branch adding `change`, pushed; the MR pipeline's predefined variables."""
     branch = f"change/{change}"
     git(root, "checkout", "-qb", branch)
-    shutil.copy2(PROJECT / "changes" / f"{change}.yaml", root / "changes" / f"{change}.yaml")
+    shutil.copy2(ESTATE / "changes" / f"{change}.yaml", root / "changes" / f"{change}.yaml")
     git(root, "add", f"changes/{change}.yaml")
     git(root, "commit", "-qm", f"{change}: request")
     git(root, "push", "-q", "origin", branch)

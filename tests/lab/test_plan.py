@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from gcmschange import deploy, lab, pipeline
-from gcmschange.audit import read_events
+from gcmschange import lab
+from gcmschange.apply import push, road
+from gcmschange.audit.trail import read_events
 from gcmschange.cli import main
-from gcmschange.estate import load_inventory
-from gcmschange.plan import load_plan
+from gcmschange.plan.check import load_plan
+from gcmschange.rules.estate import load_inventory
 from tests.lab.conftest import LabFactory
 
 pytestmark = pytest.mark.lab
@@ -38,9 +39,9 @@ def gateways(lab_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> list[s
     """The gateway hosts, brought to the estate's standard configuration (no change applied)."""
     inventory = load_inventory(lab_repo, "lab")
     hosts = list(inventory.groups["partner_gateway"])
-    rendered = pipeline.baseline(lab_repo, "lab").for_hosts(hosts)
+    rendered = road.baseline(lab_repo, "lab").for_hosts(hosts)
     work = tmp_path_factory.mktemp("baseline")
-    result = deploy.push(lab_repo, inventory.path, rendered, work / "run", hosts=hosts)
+    result = push.push(lab_repo, inventory.path, rendered, work / "run", hosts=hosts)
     assert result.status == "successful", result.failures
     return hosts
 
@@ -64,7 +65,7 @@ def test_tls_change_shows_exactly_the_protocol_line_on_each_gateway(
         ]
         assert changed == ["-    ssl_protocols TLSv1.2 TLSv1.3;", "+    ssl_protocols TLSv1.3;"]
     saved = load_plan(lab_repo, TLS_CHANGE)
-    assert saved.digest == plan["digest"] == pipeline.prepare(lab_repo, TLS_CHANGE).digest
+    assert saved.digest == plan["digest"] == road.prepare(lab_repo, TLS_CHANGE).digest
     assert "tmp" not in json.dumps(plan["hosts"])  # headers name host paths, not temp files
     planned = [e for e in read_events(lab_repo) if e.event == "planned"]
     assert planned[-1].change == TLS_CHANGE and planned[-1].outcome == "ok"

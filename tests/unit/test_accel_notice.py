@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import accel
 from gcmschange.cli import main
+from gcmschange.execution import accel
 
 
 def test_apply_says_the_accelerator_is_missing_before_it_starts(

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange.approvers import load_approvers, parse_approvers
+from gcmschange import resources
 from gcmschange.errors import ValidationError
+from gcmschange.rules.approvers import load_approvers, parse_approvers
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = resources.reference_estate()
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXrrKEeFqcGRDOwj7UF0ad/twMRl4YIIRSPZUTE3Isy"
 KEY2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3QfgWAKxQRVLoWk9Jvhzw9cBiiLOYRoGvuAbF5PYgO"
 NS = 'namespaces="gcmschange-approval"'

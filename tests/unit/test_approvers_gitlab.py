@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gcmschange import approvals, gitrepo
-from gcmschange.approval_files import Expectation
-from gcmschange.approvers import parse_approvers
-from gcmschange.gitlab_source import GitLabSource
+from gcmschange import gitrepo
+from gcmschange.approvals import gate
+from gcmschange.approvals.gitlab_source import GitLabSource
+from gcmschange.approvals.statements import Expectation
+from gcmschange.rules.approvers import parse_approvers
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXrrKEeFqcGRDOwj7UF0ad/twMRl4YIIRSPZUTE3Isy"
 KEY2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3QfgWAKxQRVLoWk9Jvhzw9cBiiLOYRoGvuAbF5PYgO"
@@ -77,7 +78,7 @@ def test_approvals_at_head_count_for_the_roles_their_person_holds(tmp_path: Path
     assert [(v.status, v.principal, v.roles) for v in verdicts] == [
         ("valid", "cab-carol", ("change-board",))
     ]
-    assert approvals.SOURCES["file"].name == "file"
+    assert gate.SOURCES["file"].name == "file"
 
 
 def test_each_gitlab_refusal_is_precise(tmp_path: Path) -> None:

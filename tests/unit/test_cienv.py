@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gcmschange import cienv
+from gcmschange.ci import env as cienv
 from gcmschange.errors import ExitCode, InvalidInputError
 
 SHA = "3b5f1c0e9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import cichanges, cienv
+from gcmschange.ci import changes as cichanges
+from gcmschange.ci import env
 from gcmschange.cli import main
 from gcmschange.errors import InvalidInputError
 
@@ -31,7 +32,7 @@ def _branch_editing(root: Path, *changes: str) -> str:
 
 def test_merge_request_finds_the_edited_change(estate_repo: Path) -> None:
     base = _branch_editing(estate_repo, "CHG-LAB-0003")
-    ci = cienv.from_environ({"CI_MERGE_REQUEST_IID": "3", "CI_MERGE_REQUEST_DIFF_BASE_SHA": base})
+    ci = env.from_environ({"CI_MERGE_REQUEST_IID": "3", "CI_MERGE_REQUEST_DIFF_BASE_SHA": base})
     assert cichanges.changes_of(estate_repo, ci) == ("CHG-LAB-0003",)
 
 
@@ -54,15 +55,15 @@ def test_uncommitted_edits_do_not_decide(estate_repo: Path) -> None:
 
 
 def test_change_id_wins_and_must_exist(estate_repo: Path) -> None:
-    ci = cienv.from_environ({"CHANGE_ID": "CHG-LAB-0002"})
+    ci = env.from_environ({"CHANGE_ID": "CHG-LAB-0002"})
     assert cichanges.changes_of(estate_repo, ci) == ("CHG-LAB-0002",)
     with pytest.raises(InvalidInputError, match=r"CHANGE_ID=CHG-LAB-0404: no changes/CHG-LAB-0404"):
-        cichanges.changes_of(estate_repo, cienv.from_environ({"CHANGE_ID": "CHG-LAB-0404"}))
+        cichanges.changes_of(estate_repo, env.from_environ({"CHANGE_ID": "CHG-LAB-0404"}))
 
 
 def test_no_base_says_what_to_do(estate_repo: Path) -> None:
     with pytest.raises(InvalidInputError, match="set CHANGE_ID or pass --base"):
-        cichanges.changes_of(estate_repo, cienv.CiContext())
+        cichanges.changes_of(estate_repo, env.CiContext())
 
 
 def test_a_base_missing_from_a_shallow_clone_is_named(estate_repo: Path) -> None:

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gcmschange import resources
 from gcmschange.cli import _load_verbs, app
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = resources.reference_estate()
 TEMPLATE = PROJECT / "ci" / "gcmschange.gitlab-ci.yml"
 NEVER_ON = ('$CI_PIPELINE_SOURCE == "schedule"', '$CI_PIPELINE_SOURCE == "merge_request_event"')
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import pipeline
-from gcmschange.digest import change_digest
+from gcmschange.apply import road
+from gcmschange.plan.digest import change_digest
 
 CHANGE = "CHG-LAB-0002"  # partner_gateway
 HOSTS = """\
@@ -32,7 +32,7 @@ def root(estate_repo: Path) -> Path:
 
 
 def _digest(root: Path) -> str:
-    return pipeline.prepare(root, CHANGE, use_cache=False).digest
+    return road.prepare(root, CHANGE, use_cache=False).digest
 
 
 def _edit(path: str, old: str, new: str) -> Callable[[Path], None]:
@@ -90,7 +90,7 @@ def test_unrelated_inputs_leave_the_digest_alone(root: Path, edit: Callable[[Pat
 
 
 def test_rendered_output_changes_the_digest(root: Path) -> None:
-    prepared = pipeline.prepare(root, CHANGE, use_cache=False)
+    prepared = road.prepare(root, CHANGE, use_cache=False)
     loaded = prepared.loaded
     first = prepared.rendered.files[0]
     other = replace(
@@ -119,5 +119,5 @@ def test_included_template_is_covered(root: Path) -> None:
 
 
 def test_digest_is_stable_and_cache_neutral(root: Path) -> None:
-    assert _digest(root) == _digest(root) == pipeline.prepare(root, CHANGE).digest
-    assert pipeline.prepare(root, CHANGE).digest == _digest(root)  # a cache hit
+    assert _digest(root) == _digest(root) == road.prepare(root, CHANGE).digest
+    assert road.prepare(root, CHANGE).digest == _digest(root)  # a cache hit

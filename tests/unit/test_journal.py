@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcmschange import journal
+from gcmschange.apply import journal
 
 
 def write_apply(j: journal.Journal, *, crash_after: str = "") -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcmschange.estate import load_inventory
 from gcmschange.lab import clientfiles, hostproc
 from gcmschange.lab.layout import HostRecord, LabRecord, Layout
+from gcmschange.rules.estate import load_inventory
 
 HOSTS = (
     HostRecord("portal-1", "portal", 0, "10.77.9.11"),

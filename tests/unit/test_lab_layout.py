@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from gcmschange.errors import LabError
-from gcmschange.estate import load_estate
 from gcmschange.lab import preflight, registry
 from gcmschange.lab.layout import (
     HostRecord,
@@ -19,6 +18,7 @@ from gcmschange.lab.layout import (
     load_record,
     save_record,
 )
+from gcmschange.rules.estate import load_estate
 
 IFNAMSIZ = 15
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import audit, locks
+from gcmschange.apply import locks
+from gcmschange.audit import trail
 from gcmschange.errors import InvalidInputError, LockHeldError
 
 
@@ -44,7 +45,7 @@ def test_release_is_leased_on_the_holders_value(estate_repo: Path, tmp_path: Pat
     assert store.release(mine) == ("refs/gcmschange/locks/lab/portal",)
     assert [lk.holder.change for lk in store.list() if lk.holder] == ["CHG-B"]
     store.release(theirs)
-    forced = audit.read_events(estate_repo)[-1]
+    forced = trail.read_events(estate_repo)[-1]
     assert forced.event == "lock.forced"
     assert forced.details["reason"] == "holder's machine died"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gcmschange.errors import InvalidInputError
-from gcmschange.mailer import SmtpSettings, load_settings
+from gcmschange.notify.mailer import SmtpSettings, load_settings
 
 
 def test_off_unless_configured(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gcmschange import mrnote
+from gcmschange.ci import mrnote
 from gcmschange.errors import ExternalError
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from gcmschange.audit import read_events
+from gcmschange.audit.trail import read_events
 from gcmschange.cli import main
 
 MR = "/api/v4/projects/42/merge_requests/7"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gcmschange.errors import InvalidInputError
-from gcmschange.notice_render import impact, when_en, when_fr
+from gcmschange.notify.rendering import impact, when_en, when_fr
 
 TORONTO = ZoneInfo("America/Toronto")
 

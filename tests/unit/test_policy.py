@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gcmschange.changes import load_change
 from gcmschange.errors import InvalidInputError
-from gcmschange.policy import expand_roles, in_freeze, load_policy, required_roles
+from gcmschange.rules.policy import expand_roles, in_freeze, load_policy, required_roles
+from gcmschange.validate.load import load_change
 
 TORONTO = ZoneInfo("America/Toronto")
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from gcmschange.errors import InvalidInputError, ValidationError
-from gcmschange.estate import Inventory
 from gcmschange.model import Host
-from gcmschange.render import (
+from gcmschange.render.configs import (
     RenderedFile,
     RenderedSet,
     Renderer,
@@ -18,6 +17,7 @@ from gcmschange.render import (
     shared_context,
     template_files,
 )
+from gcmschange.rules.estate import Inventory
 
 
 def _renderer(tmp_path: Path, **templates: str) -> Renderer:

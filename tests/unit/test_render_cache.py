@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange.estate import load_estate, load_inventory
-from gcmschange.render import RenderedSet, Renderer, render_hosts
-from gcmschange.render_cache import RenderCache
+from gcmschange.render.cache import RenderCache
+from gcmschange.render.configs import RenderedSet, Renderer, render_hosts
+from gcmschange.rules.estate import load_estate, load_inventory
 
 HOSTS = """\
 all:

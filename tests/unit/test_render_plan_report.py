@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import pipeline, report_plan
+from gcmschange.apply import road
 from gcmschange.errors import ExitCode
-from gcmschange.plan import build_plan, load_plan, save_plan
-from gcmschange.runner import HostStats, RunResult, TaskChange
+from gcmschange.execution.runner import HostStats, RunResult, TaskChange
+from gcmschange.plan import report
+from gcmschange.plan.check import build_plan, load_plan, save_plan
 
 HOSTS = """\
 all:
@@ -33,10 +34,10 @@ DIFF = (
 
 
 @pytest.fixture
-def prepared(estate_repo: Path) -> pipeline.Prepared:
+def prepared(estate_repo: Path) -> road.Prepared:
     (estate_repo / "inventories/lab/hosts.yml").write_text(HOSTS, encoding="utf-8")
-    found = pipeline.prepare(estate_repo, "CHG-LAB-0002", use_cache=False)
-    return pipeline.Prepared(found.loaded, found.rendered, found.digest, ("s3cr3t",))
+    found = road.prepare(estate_repo, "CHG-LAB-0002", use_cache=False)
+    return road.Prepared(found.loaded, found.rendered, found.digest, ("s3cr3t",))
 
 
 def _result(unreachable: tuple[str, ...] = ("gw-3",)) -> RunResult:
@@ -56,7 +57,7 @@ def _result(unreachable: tuple[str, ...] = ("gw-3",)) -> RunResult:
     )
 
 
-def test_plan_states_headers_and_masking(prepared: pipeline.Prepared) -> None:
+def test_plan_states_headers_and_masking(prepared: road.Prepared) -> None:
     plan = build_plan(
         prepared, _result(), RENDERED, created=datetime(2026, 1, 2, tzinfo=UTC), run_dir="r"
     )
@@ -74,7 +75,7 @@ def test_plan_states_headers_and_masking(prepared: pipeline.Prepared) -> None:
     assert plan.digest == prepared.digest
 
 
-def test_failed_host_is_exit_1_and_complete_plan_exit_0(prepared: pipeline.Prepared) -> None:
+def test_failed_host_is_exit_1_and_complete_plan_exit_0(prepared: road.Prepared) -> None:
     created = datetime(2026, 1, 2, tzinfo=UTC)
     missing = build_plan(prepared, _result(()), RENDERED, created=created, run_dir="r")
     # gw-3 missing from the run's stats: never silently "unchanged".
@@ -88,7 +89,7 @@ def test_failed_host_is_exit_1_and_complete_plan_exit_0(prepared: pipeline.Prepa
     assert ok.named("unchanged") == ("gw-2", "gw-3")
 
 
-def test_saved_plan_round_trips(prepared: pipeline.Prepared) -> None:
+def test_saved_plan_round_trips(prepared: road.Prepared) -> None:
     plan = build_plan(
         prepared, _result(), RENDERED, created=datetime(2026, 1, 2, tzinfo=UTC), run_dir="r"
     )
@@ -97,11 +98,11 @@ def test_saved_plan_round_trips(prepared: pipeline.Prepared) -> None:
     assert json.loads(path.read_text())["summary"]["unreachable"] == 1
 
 
-def test_reports(prepared: pipeline.Prepared) -> None:
+def test_reports(prepared: road.Prepared) -> None:
     plan = build_plan(
         prepared, _result(), RENDERED, created=datetime(2026, 1, 2, tzinfo=UTC), run_dir="r"
     )
-    md = report_plan.report(plan, "markdown")
+    md = report.report(plan, "markdown")
     assert "| 3 | 1 | 1 | 1 | 0 |" in md
     assert "<summary>gw-1 (partner_gateway): 1 task(s) would change</summary>" in md
     assert "````diff\n" in md  # longer than the backticks inside the diff
@@ -109,10 +110,10 @@ def test_reports(prepared: pipeline.Prepared) -> None:
     assert "**Partners to notify:** air_maple" in md
     assert "- **gw-3** unreachable: unreachable: ssh: connect to host timed out" in md
     assert "Plan incomplete" in md
-    text = report_plan.report(plan, "text")
+    text = report.report(plan, "text")
     assert f"digest {plan.digest}" in text
     assert "1 host(s) unchanged" in text and "gw-3 UNREACHABLE" in text
-    payload = json.loads(report_plan.report(plan, "json"))
+    payload = json.loads(report.report(plan, "json"))
     assert payload["ok"] is False and payload["summary"]["changed"] == 1
     for output in ("text", "json", "markdown"):
-        assert "s3cr3t" not in report_plan.report(plan, output)
+        assert "s3cr3t" not in report.report(plan, output)

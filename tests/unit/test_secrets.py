@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gcmschange.changes import load_change
-from gcmschange.secrets import MASK, mask_bytes, mask_data, mask_text, secret_values
+from gcmschange.masking import MASK, mask_bytes, mask_data, mask_text, secret_values
+from gcmschange.validate.load import load_change
 
 
 def test_mask_text_prefers_the_longest_secret() -> None:

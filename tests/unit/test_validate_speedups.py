@@ -14,8 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcmschange import validate, validate_cache, yamlsafe
+from gcmschange import yamlsafe
 from gcmschange.errors import ValidationError
+from gcmschange.validate import cache as validate_cache
+from gcmschange.validate import run
 
 EXAMPLES = Path(__file__).parents[1] / "acceptance" / "examples"
 PIECES = st.sampled_from(
@@ -81,9 +83,9 @@ def test_unchanged_files_are_not_read_and_a_rewrite_is_noticed(
 ) -> None:
     # Every file counts as changed long ago, so its signature is kept (the clock is the fake).
     monkeypatch.setattr(validate_cache, "RACY_NS", -(10**15))
-    assert validate.validate(estate_repo).fresh == 3
+    assert run.validate(estate_repo).fresh == 3
     reads = _reads(monkeypatch)
-    assert validate.validate(estate_repo).fresh == 0
+    assert run.validate(estate_repo).fresh == 0
     assert reads == []
     # Same size, mtime put back: only the inode change time tells, and it does.
     path = estate_repo / "changes" / "CHG-LAB-0003.yaml"
@@ -92,7 +94,7 @@ def test_unchanged_files_are_not_read_and_a_rewrite_is_noticed(
     path.write_text(text.replace("verify/test_case_api.py", "verify/test_case_apx.py"))
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert path.stat().st_size == before.st_size
-    report = validate.validate(estate_repo)
+    report = run.validate(estate_repo)
     assert (report.fresh, reads) == (1, ["changes/CHG-LAB-0003.yaml"])
     (result,) = [r for r in report.results if r.file.endswith("0003.yaml")]
     assert "no verification test file verify/test_case_apx.py" in str(result.problems)
@@ -101,20 +103,20 @@ def test_unchanged_files_are_not_read_and_a_rewrite_is_noticed(
 def test_recently_changed_files_are_read_again(
     estate_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    validate.validate(estate_repo)
+    run.validate(estate_repo)
     reads = _reads(monkeypatch)
-    report = validate.validate(estate_repo)  # the files were written a moment ago
+    report = run.validate(estate_repo)  # the files were written a moment ago
     assert (report.fresh, len(reads)) == (0, 3)  # read and hashed; verdicts from the cache
 
 
 def test_a_damaged_cache_is_only_a_miss(estate_repo: Path) -> None:
-    first = validate.validate(estate_repo)
+    first = run.validate(estate_repo)
     (cache,) = (estate_repo / ".gcmschange" / "cache").glob("validate-*.json")
     data = json.loads(cache.read_text(encoding="utf-8"))
     data["rows"] = [row[:-20] + "garbage" for row in data["rows"]]
     cache.write_text(json.dumps(data), encoding="utf-8")
-    again = validate.validate(estate_repo)
+    again = run.validate(estate_repo)
     assert again.fresh == 3
     assert [r.problems for r in again.results] == [r.problems for r in first.results]
     cache.write_text("{not json", encoding="utf-8")
-    assert validate.validate(estate_repo).fresh == 3
+    assert run.validate(estate_repo).fresh == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gcmschange import waves
+from gcmschange.apply import waves
 from gcmschange.errors import InvalidInputError
 from gcmschange.model import Host, Rollout
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import audit, window
-from gcmschange.changes import load_change
+from gcmschange.apply import window
+from gcmschange.audit import trail
 from gcmschange.errors import GateRefusedError
-from gcmschange.policy import Freeze, load_policy
+from gcmschange.rules.policy import Freeze, load_policy
+from gcmschange.validate.load import load_change
 
 INSIDE = datetime(2027, 3, 1, 12, tzinfo=UTC)
 BEFORE = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -28,7 +29,7 @@ def test_outside_the_window_is_refused_and_recorded(estate_repo: Path) -> None:
     with pytest.raises(GateRefusedError) as err:
         window.require(estate_repo, change, "d" * 64, BEFORE)
     assert "outside the approved window 2026-01-01T00:00:00-05:00" in err.value.message
-    assert audit.read_events(estate_repo)[-1].event == "window.refused"
+    assert trail.read_events(estate_repo)[-1].event == "window.refused"
 
 
 def test_a_freeze_refuses_a_normal_change(estate_repo: Path) -> None:
@@ -45,6 +46,6 @@ def test_an_emergency_passes_outside_its_window_and_says_so(estate_repo: Path) -
     change = replace(load_change(estate_repo, "CHG-LAB-0001"), type="emergency")
     result = window.require(estate_repo, change, "d" * 64, BEFORE)
     assert result.passed and result.emergency_override
-    event = audit.read_events(estate_repo)[-1]
+    event = trail.read_events(estate_repo)[-1]
     assert event.event == "window.emergency_override"
     assert "outside the approved window" in event.details["reasons"][0]

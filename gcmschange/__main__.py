@@ -1,3 +1,0 @@
-from gcmschange.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""`python -m gcmschange`: the same CLI as the `gcmschange` command."""
+
+from gcmschange.cli import main
+
+raise SystemExit(main())

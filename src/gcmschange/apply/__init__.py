@@ -1,0 +1,1 @@
+"""Stage 5, apply: windows, locks, the journal, waves, and the run forward and back."""

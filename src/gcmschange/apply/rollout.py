@@ -1,0 +1,409 @@
+"""One run of a change through its waves, and back: what `apply`, `resume` and `rollback`
+share once the gate has passed.
+
+A `Run` starts (journal), takes the lock of every target system or none, goes `forward`
+wave by wave (push, verify, count against the threshold), checks idempotence, or goes
+`back` (restore or the change's rollback playbook, then verify), and finishes: notices,
+the lock released (kept when the rollback failed), the outcome journaled and audited.
+Anything that escapes a run is journaled as an interruption with the lock kept (`guarded`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as random
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gcmschange import gitrepo
+from gcmschange.apply import journal, locks, road
+from gcmschange.apply import waves as wv
+from gcmschange.apply.push import push as deploy_push
+from gcmschange.audit import anchor, trail
+from gcmschange.errors import CancelledError, ExitCode, GcmsError, InvalidInputError
+from gcmschange.execution import verifier
+from gcmschange.masking import secret_values
+from gcmschange.notify import notices
+from gcmschange.paths import change_dir
+from gcmschange.render.configs import RenderedSet, render_hosts
+from gcmschange.rules.estate import load_estate, load_inventory
+
+# What rendering the previous configuration needs from the base revision (never changes/:
+# change files may hold secret values, and nothing here needs them).
+RESTORE_PATHS = ("estate.yml", "inventories", "templates")
+
+
+APPLIED, ROLLED_BACK, ROLLBACK_FAILED = "applied", "rolled_back", "rollback_failed"
+
+
+@dataclass(frozen=True)
+class Finding:
+    host: str
+    task: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: str
+    digest: str
+    run: str
+    kind: str  # apply, resume, rollback
+    outcome: str  # applied, rolled_back, rollback_failed
+    steps: tuple[wv.Step, ...]
+    rollback: wv.Step | None = None
+    findings: tuple[Finding, ...] = ()  # idempotence: what a second run would still change
+    emergency: bool = False
+    locks_kept: tuple[str, ...] = ()
+    reason: str = ""  # why it was rolled back
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.outcome == ROLLBACK_FAILED:
+            return ExitCode.ROLLBACK_FAILED
+        if self.outcome == ROLLED_BACK and self.kind != "rollback":
+            return ExitCode.ROLLED_BACK
+        return ExitCode.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "exit_code": int(self.exit_code), "ok": self.outcome == APPLIED}
+
+
+def run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{random.token_hex(2)}"
+
+
+def restore_set(root: Path, loaded: road.Loaded, base: str) -> tuple[RenderedSet, str]:
+    """The targets' configuration as the estate at `base` renders it, without the change."""
+    sha = gitrepo.resolve_commit(root, base)
+    if sha is None:
+        raise InvalidInputError(f"base revision {base!r}: no such commit in {root}")
+    env = loaded.change.environment
+    with tempfile.TemporaryDirectory(prefix="gcms-base-") as tmp:
+        tree = Path(tmp)
+        gitrepo.export_tree(root, sha, tree, RESTORE_PATHS)
+        hosts_file = tree / "inventories" / env / "hosts.yml"
+        if not hosts_file.exists():  # generated inventories (the lab's) are not committed
+            hosts_file.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(loaded.inventory.path, hosts_file)
+        estate, inventory = load_estate(tree), load_inventory(tree, env)
+        names = [h.name for h in loaded.targets if h.name in inventory.hosts]
+        rendered = render_hosts(estate, inventory, [inventory.hosts[n] for n in names], {})
+    return RenderedSet(rendered.environment, rendered.files), sha
+
+
+def new_job(
+    prepared: road.Prepared,
+    restore: RenderedSet,
+    base: str,
+    reporter: wv.Reporter | None,
+    accelerate: bool,
+) -> wv.Job:
+    loaded = prepared.loaded
+    change = loaded.change
+    run = run_id()
+    secret = secret_values(loaded.root, change)
+    return wv.Job(
+        prepared=prepared,
+        run_dir=change_dir(loaded.root, change.id) / f"run-{run}",
+        journal=journal.Journal(journal.path_of(loaded.root, change.id), run, secret),
+        secrets=secret,
+        restore=restore,
+        base=base,
+        ssh_config=verifier.ssh_config_of(loaded.inventory),
+        reporter=reporter or wv.Silent(),
+        accelerate=accelerate,
+    )
+
+
+def take_lock(job: wv.Job, store: locks.Store, *, adopt: bool) -> dict[str, str]:
+    change = job.prepared.loaded.change
+    refs = locks.refs_for(change.environment, change.systems)
+    job.journal.begin("lock", refs=list(refs))
+    try:
+        holder = locks.new_holder(change.id)
+        held = store.adopt(refs, holder) if adopt else store.acquire(refs, holder)
+    except GcmsError as exc:
+        job.journal.failed("lock", reason=exc.message)
+        if not adopt:
+            job.journal.done("end", outcome="refused")
+        trail.record(
+            job.root,
+            "lock.refused",
+            outcome="refused",
+            change=change.id,
+            details={"locks": [locks.name_of(r) for r in refs], "reason": exc.message},
+        )
+        raise
+    job.journal.done("lock", refs=held)
+    trail.record(
+        job.root,
+        "lock.taken",
+        change=change.id,
+        digest=job.prepared.digest,
+        details={"locks": [locks.name_of(r) for r in held], "run": job.journal.run},
+    )
+    return held
+
+
+@dataclass
+class Run:
+    """The mutable part of one run: what it has done so far."""
+
+    job: wv.Job
+    store: locks.Store
+    held: dict[str, str]
+    kind: str
+    threshold: int
+    total_waves: int
+    emergency: bool = False
+    touched: list[str] = field(default_factory=list)
+    steps: list[wv.Step] = field(default_factory=list)
+    notified: set[str] = field(default_factory=set)
+
+
+def guarded(run: Run, body: Callable[[Run], Outcome]) -> Outcome:
+    """Run `body`; if anything escapes, journal the interruption and keep the lock."""
+    try:
+        return body(run)
+    except BaseException as exc:
+        why = exc.message if isinstance(exc, GcmsError) else f"{type(exc).__name__}: {exc}"
+        run.job.journal.failed("interrupted", reason=why)
+        trail.record(
+            run.job.root,
+            "apply.interrupted",
+            outcome="failed",
+            change=run.job.change_id,
+            details={"reason": why, "locks_kept": sorted(run.held)},
+        )
+        if isinstance(exc, CancelledError):
+            change = run.job.change_id
+            raise CancelledError(
+                f"{change}: {exc.message}; the lock is kept: run `gcmschange resume {change}` "
+                f"or `gcmschange rollback {change}`"
+            ) from exc
+        raise
+
+
+def _notify(run: Run, phase: str) -> None:
+    step = f"notify-{phase}"
+    if step in run.notified:
+        return
+    run.job.journal.begin(step)
+    try:
+        sent = notices.issue_notices(run.job.root, run.job.prepared.loaded.change, phase)
+    except GcmsError as exc:  # a notice that cannot be written must not stop a rollback
+        run.job.journal.failed(step, reason=exc.message)
+        run.job.reporter.stage(f"notices ({phase}) failed: {exc.message}")
+        return
+    run.job.journal.done(step, notices=len(sent))
+    run.notified.add(step)
+
+
+def record_step(run: Run, step: wv.Step) -> None:
+    run.steps.append(step)
+    trail.record(
+        run.job.root,
+        "wave.finished",
+        outcome="failed" if step.bad else "ok",
+        change=run.job.change_id,
+        digest=run.job.prepared.digest,
+        details={
+            "step": step.name,
+            "hosts": list(step.hosts),
+            "failed": step.failed,
+            "unreachable": list(step.unreachable),
+            "verified": list(step.verified),
+        },
+    )
+
+
+def forward(run: Run, plan: Sequence[wv.Wave]) -> Outcome:
+    _notify(run, "started")
+    rendered = run.job.prepared.rendered
+    total = run.total_waves
+    for wave in plan:
+        label = " (canary)" if wave.canary else ""
+        run.job.reporter.stage(f"wave {wave.number}/{total}{label}: {', '.join(wave.hosts)}")
+        run.touched.extend(h for h in wave.hosts if h not in run.touched)
+        step = wv.push_and_verify(
+            run.job, f"wave-{wave.number}", rendered, wave.hosts, threshold=run.threshold
+        )
+        record_step(run, step)
+        if wv.exceeded(step.bad, run.threshold):
+            why = f"wave {wave.number}: {len(step.bad)} host(s) failed " + (
+                f"(threshold {run.threshold}): "
+                + "; ".join(f"{h}: {step.failed.get(h, 'unreachable')}" for h in step.bad)
+            )
+            return back(run, why)
+    findings = _idempotence(run)
+    return _finish(run, APPLIED, findings=findings)
+
+
+def _idempotence(run: Run) -> tuple[Finding, ...]:
+    """A check-mode run of what was applied must change nothing; anything else is a finding."""
+    job = run.job
+    hosts = list(run.touched)
+    job.reporter.stage(f"idempotence check: {', '.join(hosts)}")
+    job.journal.begin("idempotence", hosts=hosts)
+    folder = job.run_dir / "idempotence"
+    result = deploy_push(
+        job.root,
+        job.prepared.loaded.inventory.path,
+        job.prepared.rendered,
+        folder,
+        hosts=hosts,
+        check=True,
+        secrets=job.secrets,
+        accelerate=job.accelerate,
+    )
+    wv.scrub(folder, job.secrets)
+    found = [Finding(c.host, c.task) for c in result.changes]
+    found += [Finding(h, f"not checked: {why}") for h, why in result.failures.items()]
+    findings = tuple(dict.fromkeys(found))
+    job.journal.done("idempotence", findings=[asdict(f) for f in findings])
+    trail.record(
+        job.root,
+        "idempotence.checked",
+        outcome="findings" if findings else "ok",
+        change=job.change_id,
+        digest=job.prepared.digest,
+        details={"hosts": hosts, "findings": [asdict(f) for f in findings]},
+    )
+    return findings
+
+
+def back(run: Run, reason: str) -> Outcome:
+    """Roll back every host touched so far, verify them, and finish."""
+    job = run.job
+    hosts = list(run.touched)
+    job.journal.done("decision", rollback=True, reason=reason, hosts=hosts)
+    job.reporter.stage(f"rolling back {', '.join(hosts) or 'nothing'}: {reason}")
+    strategy = job.prepared.loaded.change.rollback
+    playbook = strategy.playbook if strategy.strategy == "playbook" and strategy.playbook else ""
+    if hosts:
+        step = wv.push_and_verify(
+            job, "rollback", job.restore, hosts, threshold=len(hosts), playbook=playbook
+        )
+    else:
+        step = wv.Step("rollback", (), {}, (), (), ())
+    ok = not step.bad and set(step.verified) == set(hosts)
+    trail.record(
+        job.root,
+        "rollback.finished",
+        outcome="ok" if ok else "failed",
+        change=job.change_id,
+        digest=job.prepared.digest,
+        details={
+            "strategy": strategy.strategy,
+            "hosts": hosts,
+            "failed": step.failed,
+            "unreachable": list(step.unreachable),
+            "verified": list(step.verified),
+            "reason": reason,
+        },
+    )
+    return _finish(run, ROLLED_BACK if ok else ROLLBACK_FAILED, rollback=step, reason=reason)
+
+
+def _finish(
+    run: Run,
+    outcome: str,
+    *,
+    rollback: wv.Step | None = None,
+    findings: tuple[Finding, ...] = (),
+    reason: str = "",
+) -> Outcome:
+    job = run.job
+    if outcome != ROLLBACK_FAILED:
+        _notify(run, "completed" if outcome == APPLIED else "rolled_back")
+    kept = _release(run) if outcome != ROLLBACK_FAILED else tuple(sorted(run.held))
+    job.journal.done("end", outcome=outcome, locks_kept=list(kept))
+    result = Outcome(
+        change=job.change_id,
+        digest=job.prepared.digest,
+        run=job.journal.run,
+        kind=run.kind,
+        outcome=outcome,
+        steps=tuple(run.steps),
+        rollback=rollback,
+        findings=findings,
+        emergency=run.emergency,
+        locks_kept=tuple(locks.name_of(r) for r in kept),
+        reason=reason,
+    )
+    trail.record(
+        job.root,
+        f"{run.kind}.finished",
+        outcome=outcome,
+        change=job.change_id,
+        digest=job.prepared.digest,
+        details={
+            "run": job.journal.run,
+            "hosts": list(run.touched),
+            "reason": reason,
+            "findings": len(findings),
+            "locks_kept": list(result.locks_kept),
+        },
+    )
+    _anchor(run)
+    return result
+
+
+def _anchor(run: Run) -> None:
+    """Anchor the audit log on the lock remote, so the run's record outlives this machine's
+    copy of it. Best effort: the change is done either way; `audit anchor` can be re-run."""
+    try:
+        anchored = anchor.anchor(run.job.root, run.store.remote)
+    except GcmsError as exc:
+        run.job.reporter.stage(f"warning: audit log not anchored: {exc.message}")
+        return
+    run.job.reporter.stage(
+        f"audit log anchored on {run.store.remote} up to entry {anchored.anchored_seq}"
+    )
+
+
+def _release(run: Run) -> tuple[str, ...]:
+    run.job.journal.begin("unlock", refs=run.held)
+    try:
+        lost = run.store.release(run.held)
+    except GcmsError as exc:
+        run.job.journal.failed("unlock", reason=exc.message)
+        trail.record(
+            run.job.root,
+            "lock.release_failed",
+            outcome="failed",
+            change=run.job.change_id,
+            details={"reason": exc.message},
+        )
+        return tuple(sorted(run.held))
+    run.job.journal.done("unlock", lost=list(lost))
+    return ()
+
+
+def start(run: Run, kind: str, plan: Sequence[wv.Wave], **data: Any) -> None:
+    job = run.job
+    change = job.prepared.loaded.change
+    job.journal.begin(
+        "run",
+        kind=kind,
+        digest=job.prepared.digest,
+        base=job.base,
+        waves=[list(w.hosts) for w in plan],
+        canary=bool(plan and plan[0].canary),
+        threshold=run.threshold,
+        strategy=change.rollback.strategy,
+        pid=os.getpid(),
+        **data,
+    )
+    trail.record(
+        job.root,
+        f"{kind}.started",
+        change=change.id,
+        digest=job.prepared.digest,
+        details={"run": job.journal.run, "waves": [list(w.hosts) for w in plan], **data},
+    )

@@ -1,0 +1,262 @@
+"""Apply a change: from an approved plan to verified hosts, or back to where they were.
+
+    validate -> prepare (render + digest) -> gate -> window/freeze -> lock (every system or
+    none) -> journal -> notices "started" -> waves (push, verify, count) -> idempotence
+    -> notices "completed" | rollback + verify + notices "rolled_back" -> release the lock
+
+This module holds the entry points (`apply`, `resume`, `rollback`, `verify_change`,
+`status`) and what decides between them; `rollout` holds the run itself. Every refusal
+happens before the lock, so before any host is touched. The journal is written before each
+step; `resume` reads it after a crash and either continues (when the change was healthy) or
+rolls back what was touched. A failed rollback keeps the lock: the systems stay closed to
+other changes until a person has looked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gcmschange.apply import journal, locks, road, rollout
+from gcmschange.apply import waves as wv
+from gcmschange.apply import window as windows
+from gcmschange.approvals import gate
+from gcmschange.audit import trail
+from gcmschange.errors import GcmsError, InvalidInputError, LockHeldError, ValidationError
+from gcmschange.execution import runner, verifier
+from gcmschange.masking import secret_values
+from gcmschange.paths import change_dir
+from gcmschange.validate import run as validation
+
+
+class InterruptedRunError(GcmsError):
+    """The change has an unfinished run: resume it or roll it back first."""
+
+
+@contextmanager
+def exclusive(root: Path, change: str) -> Iterator[None]:
+    """One process at a time works on a change on this machine (the kernel drops it on kill)."""
+    path = change_dir(root, change) / "run.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise LockHeldError(
+                f"{change} is being worked on by another process (pid {pid})"
+            ) from exc
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_running(root: Path, change: str) -> bool:
+    try:
+        with exclusive(root, change):
+            return False
+    except LockHeldError:
+        return True
+
+
+def validated(root: Path, ref: str, now: datetime | None = None) -> road.Prepared:
+    report = validation.validate(root, [ref], now=now, clock=False)
+    validation.record_audit(root, report)
+    if not report.ok:
+        errors = tuple(p for p in report.all_problems() if p.severity == "error")
+        raise ValidationError(f"{ref}: validation failed ({len(errors)} problem(s))", errors)
+    return road.prepare(root, ref)
+
+
+def _open_episode(root: Path, change: str) -> journal.Episode:
+    return journal.episode(journal.read(journal.path_of(root, change)))
+
+
+def _refuse_if_interrupted(root: Path, change: str) -> None:
+    ep = _open_episode(root, change)
+    if ep.entries and ep.finished is None:
+        last = ep.last.step if ep.last else "?"
+        raise InterruptedRunError(
+            f"{change}: an earlier run was interrupted (last journal step: {last}); run "
+            f"`gcmschange resume {change}` or `gcmschange rollback {change}` first"
+        )
+
+
+@dataclass(frozen=True)
+class Options:
+    reporter: wv.Reporter | None = None
+    remote: str = locks.DEFAULT_REMOTE  # the lock store
+    base: str | None = None  # the revision whose estate is the previous config (HEAD)
+    accelerate: bool = False
+    now: datetime | None = None  # the clock, for the gate and the window
+
+
+def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
+    """Apply an approved change in waves, or refuse before touching any host."""
+    opts = options or Options()
+    prepared = validated(root, ref, opts.now)
+    change = prepared.loaded.change
+    gate.require_gate(root, change, prepared.digest, opts.now)
+    checked = windows.require(root, change, prepared.digest, opts.now)
+    plan = wv.plan(prepared.loaded.targets, change.rollout)
+    restore, base_sha = rollout.restore_set(root, prepared.loaded, opts.base or "HEAD")
+    with exclusive(root, change.id):
+        _refuse_if_interrupted(root, change.id)
+        job = rollout.new_job(prepared, restore, base_sha, opts.reporter, opts.accelerate)
+        threshold = change.rollout.failure_threshold
+        run = rollout.Run(job, locks.Store(root, opts.remote), {}, "apply", threshold, len(plan))
+        run.emergency = checked.emergency_override
+        rollout.start(run, "apply", plan, emergency=checked.emergency_override)
+        run.held = rollout.take_lock(job, run.store, adopt=False)
+        return rollout.guarded(run, lambda r: rollout.forward(r, plan))
+
+
+def _plan_of(begun: dict[str, Any]) -> tuple[wv.Wave, ...]:
+    hosts = [tuple(w) for w in begun.get("waves", [])]
+    canary = bool(begun.get("canary"))
+    return tuple(wv.Wave(i + 1, hs, canary=canary and i == 0) for i, hs in enumerate(hosts))
+
+
+def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run, journal.Episode]:
+    """A run that carries on the journal's last episode, with the lock it held."""
+    prepared = road.prepare(root, ref)
+    change = prepared.loaded.change
+    ep = _open_episode(root, change.id)
+    revision = opts.base or str(ep.start.get("base") or "HEAD")
+    restore, base_sha = rollout.restore_set(root, prepared.loaded, revision)
+    job = rollout.new_job(prepared, restore, base_sha, opts.reporter, opts.accelerate)
+    threshold = int(ep.start.get("threshold", change.rollout.failure_threshold))
+    plan = _plan_of(ep.start) or wv.plan(prepared.loaded.targets, change.rollout)
+    run = rollout.Run(job, locks.Store(root, opts.remote), {}, kind, threshold, len(plan))
+    run.emergency = bool(ep.start.get("emergency"))
+    run.touched = list(ep.touched)
+    if kind == "rollback" and not run.touched:
+        run.touched = [h.name for h in prepared.loaded.targets]
+    run.notified = {
+        e.step for e in ep.entries if e.step.startswith("notify-") and e.status == journal.DONE
+    }
+    resumes = sorted({e.run for e in ep.entries})
+    stopped = runner.stop_leftovers(change_dir(root, change.id))
+    if stopped:
+        job.reporter.stage(f"stopped the playbook(s) the interrupted run left: pid {stopped}")
+    rollout.start(run, kind, plan, resumes=resumes, hosts=list(run.touched), stopped=list(stopped))
+    run.held = rollout.take_lock(job, run.store, adopt=True)
+    return run, ep
+
+
+def resume(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
+    """Finish an interrupted run: verify what was touched, then continue or roll back."""
+    opts = options or Options()
+    change_id = road.load(root, ref).change.id
+    with exclusive(root, change_id):
+        ep = _open_episode(root, change_id)
+        if not ep.entries or ep.finished is not None:
+            ended = ep.finished.data.get("outcome") if ep.finished else "never started"
+            raise InvalidInputError(f"{change_id}: nothing to resume (last run: {ended})")
+        run, ep = _reopen(root, ref, "resume", opts)
+        if ep.rollback_began or ep.failed_wave or ep.start.get("kind") == "rollback":
+            return rollout.guarded(
+                run, lambda r: rollout.back(r, "resuming an interrupted rollback")
+            )
+        if str(ep.start.get("digest", "")) != run.job.prepared.digest:
+            why = "the change was edited since it was interrupted (digest differs)"
+            return rollout.guarded(run, lambda r: rollout.back(r, why))
+        return rollout.guarded(run, lambda r: _continue(r, ep))
+
+
+def _recheck(run: rollout.Run, cut: Sequence[wv.Wave]) -> wv.Step:
+    """Finish the push a crash cut short, and verify every host touched before it."""
+    hosts = [h for w in cut for h in w.hosts]
+    run.job.reporter.stage(f"resume: checking {', '.join(run.touched)}")
+    if hosts:
+        return wv.push_and_verify(
+            run.job,
+            "resume",
+            run.job.prepared.rendered,
+            hosts,
+            threshold=run.threshold,
+            also_verify=run.touched,
+        )
+    checked = wv.check(run.job, "resume", run.touched)
+    failed = {h: "verification failed: " + ", ".join(t) for h, t in checked.failed.items()}
+    verified = tuple(h for h in run.touched if h not in checked.failed)
+    return wv.Step("resume", tuple(run.touched), failed, (), (), verified)
+
+
+def _continue(run: rollout.Run, ep: journal.Episode) -> rollout.Outcome:
+    plan = _plan_of(ep.start)
+    started = [w for w in plan if ep.began(f"wave-{w.number}-push")]
+    if run.touched:
+        cut = [w for w in started if ep.closed(f"wave-{w.number}-push") is None]
+        step = _recheck(run, cut)
+        rollout.record_step(run, step)
+        if wv.exceeded(step.bad, run.threshold):
+            return rollout.back(
+                run, f"resume: {', '.join(step.bad)} failed the check after the crash"
+            )
+    return rollout.forward(run, [w for w in plan if w not in started])
+
+
+def rollback(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
+    """Roll the change back on the hosts its last run touched (every target if none recorded)."""
+    opts = options or Options()
+    change_id = road.load(root, ref).change.id
+    with exclusive(root, change_id):
+        run, _ep = _reopen(root, ref, "rollback", opts)
+        return rollout.guarded(run, lambda r: rollout.back(r, "rollback requested"))
+
+
+def verify_change(root: Path, ref: str) -> verifier.VerifyResult:
+    """The change's verification tests against every target host, recorded."""
+    loaded = road.load(root, ref)
+    hosts = [h.name for h in loaded.targets]
+    by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
+    out = change_dir(root, loaded.change.id) / f"verify-{rollout.run_id()}"
+    result = verifier.run(root, by_test, verifier.ssh_config_of(loaded.inventory), out)
+    wv.scrub(out, secret_values(root, loaded.change))
+    trail.record(
+        root,
+        "verified",
+        outcome="ok" if result.ok else "failed",
+        change=loaded.change.id,
+        details={
+            "hosts": hosts,
+            "failed": {h: list(t) for h, t in result.failed.items()},
+            "junit": str(out / "junit.xml"),
+        },
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class Status:
+    change: str
+    state: str  # never run, running, interrupted, applied, rolled_back, rollback_failed, refused
+    last_step: str
+    hosts: dict[str, str]
+    runs: tuple[str, ...]
+    locks: dict[str, str]
+
+
+def status(root: Path, change: str) -> Status:
+    ep = _open_episode(root, change)
+    if not ep.entries:
+        return Status(change, "never run", "", {}, (), {})
+    last = ep.last
+    if ep.finished is not None:
+        state = str(ep.finished.data.get("outcome", "finished"))
+    else:
+        state = "running" if is_running(root, change) else "interrupted"
+    step = f"{last.step} ({last.status})" if last else ""
+    runs = tuple(dict.fromkeys(e.run for e in ep.entries))
+    return Status(change, state, step, journal.host_states(ep), runs, ep.locks)

@@ -1,0 +1,237 @@
+"""Which hosts go in which wave, and when a wave has failed.
+
+Canary host(s) first, then the change's waves, each naming how many targets have the change
+once it is done ("50%", "100%" or a count): waves are cumulative. Hosts are taken round-robin
+across systems, so a wave never takes every host of one system while another system has
+hosts to spare: a bad change then leaves each system partly serving.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gcmschange.apply import push as deploy
+from gcmschange.apply.journal import Journal
+from gcmschange.apply.road import Prepared
+from gcmschange.errors import InvalidInputError
+from gcmschange.execution import verifier
+from gcmschange.execution.runner import RunResult
+from gcmschange.masking import mask_bytes
+from gcmschange.model import Host, Rollout
+from gcmschange.render.configs import RenderedSet
+
+_SPEC = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
+
+
+@dataclass(frozen=True)
+class Wave:
+    number: int  # 1 is the canary
+    hosts: tuple[str, ...]
+    canary: bool = False
+
+
+def spread(hosts: Sequence[Host]) -> tuple[str, ...]:
+    """Host names round-robin across systems, each system's hosts in inventory order."""
+    by_system: dict[str, list[str]] = {}
+    for host in hosts:
+        by_system.setdefault(host.system, []).append(host.name)
+    queues = list(by_system.values())
+    order: list[str] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                order.append(queue.pop(0))
+    return tuple(order)
+
+
+def _target(spec: str, total: int, index: int) -> int:
+    match = _SPEC.match(spec)
+    where = f"rollout.waves[{index}]"
+    if match is None:
+        raise InvalidInputError(f'{where}: {spec!r} is neither a count ("2") nor a share ("50%")')
+    value, percent = int(match.group(1)), bool(match.group(2))
+    if percent:
+        if not 0 < value <= 100:
+            raise InvalidInputError(f"{where}: {spec!r} must be between 1% and 100%")
+        return math.ceil(total * value / 100)
+    if value < 1:
+        raise InvalidInputError(f"{where}: {spec!r} must name at least one host")
+    return min(value, total)
+
+
+def plan(hosts: Sequence[Host], rollout: Rollout) -> tuple[Wave, ...]:
+    """The waves of a change: canary first, then each cumulative wave that adds hosts."""
+    order = spread(hosts)
+    total = len(order)
+    if total == 0:
+        raise InvalidInputError("the change targets no host in its environment's inventory")
+    if rollout.canary < 0:
+        raise InvalidInputError(f"rollout.canary: {rollout.canary} must not be negative")
+    waves: list[Wave] = []
+    done = min(rollout.canary, total)
+    if done:
+        waves.append(Wave(1, order[:done], canary=True))
+    for index, spec in enumerate(rollout.waves):
+        target = _target(spec, total, index)
+        if target > done:
+            waves.append(Wave(len(waves) + 1, order[done:target]))
+            done = target
+    if done < total:
+        last = rollout.waves[-1] if rollout.waves else "none"
+        raise InvalidInputError(
+            f"rollout.waves: the last wave ({last}) reaches {done} of {total} hosts; "
+            'the last wave must reach every target ("100%")'
+        )
+    return tuple(waves)
+
+
+def bad_hosts(*groups: Sequence[str]) -> tuple[str, ...]:
+    """Every host named in any group, once, in first-seen order."""
+    return tuple(dict.fromkeys(h for group in groups for h in group))
+
+
+def exceeded(bad: Sequence[str], threshold: int) -> bool:
+    """A wave fails when its failed + unreachable + unverified hosts exceed the threshold."""
+    return len(set(bad)) > threshold
+
+
+# --- running a wave: push to its hosts, verify them, count what went wrong ourselves ---
+
+
+class Reporter(Protocol):
+    """Live progress; the CLI prints it, tests may collect it or act on it."""
+
+    def stage(self, text: str) -> None: ...
+
+    def task(self, host: str, task: str, status: str) -> None: ...
+
+
+class Silent:
+    def stage(self, text: str) -> None:
+        pass
+
+    def task(self, host: str, task: str, status: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one run of a change needs, fixed before any host is touched."""
+
+    prepared: Prepared
+    run_dir: Path
+    journal: Journal
+    secrets: tuple[str, ...]
+    restore: RenderedSet  # the targets' previous configuration (the estate at `base`)
+    base: str  # the commit `restore` was rendered from
+    ssh_config: Path | None
+    reporter: Reporter = field(default_factory=Silent)
+    accelerate: bool = False
+
+    @property
+    def root(self) -> Path:
+        return self.prepared.loaded.root
+
+    @property
+    def change_id(self) -> str:
+        return self.prepared.loaded.change.id
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one push + verify did to its hosts."""
+
+    name: str  # "wave-2", "rollback", "resume"
+    hosts: tuple[str, ...]
+    failed: dict[str, str]  # host -> why (push failure, or the failing tests)
+    unreachable: tuple[str, ...]
+    changed: tuple[str, ...]
+    verified: tuple[str, ...]
+
+    @property
+    def bad(self) -> tuple[str, ...]:
+        return bad_hosts(tuple(self.failed), self.unreachable)
+
+
+def scrub(folder: Path, secrets: Sequence[str]) -> None:
+    """Mask secret values in every file kept under `folder` (runner output, JUnit, logs)."""
+    if not any(secrets) or not folder.is_dir():
+        return
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            masked = mask_bytes(data, secrets)
+            if masked != data:
+                path.write_bytes(masked)
+
+
+def push(
+    job: Job, step: str, rendered: RenderedSet, hosts: Sequence[str], *, playbook: str = ""
+) -> RunResult:
+    job.journal.begin(f"{step}-push", hosts=list(hosts))
+    folder = job.run_dir / step
+    result = deploy.push(
+        job.root,
+        job.prepared.loaded.inventory.path,
+        rendered,
+        folder,
+        hosts=list(hosts),
+        playbook=playbook or deploy.STANDARD_PLAYBOOK,
+        secrets=job.secrets,
+        accelerate=job.accelerate,
+        progress=job.reporter.task,
+    )
+    scrub(folder, job.secrets)
+    job.journal.done(
+        f"{step}-push",
+        hosts=list(hosts),
+        failed=result.failures,
+        unreachable=list(result.unreachable),
+        changed=list(result.changed_hosts),
+    )
+    return result
+
+
+def check(job: Job, step: str, hosts: Sequence[str]) -> verifier.VerifyResult:
+    """The change's verification tests on `hosts`, each file on its systems' hosts only."""
+    loaded = job.prepared.loaded
+    by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
+    job.journal.begin(f"{step}-verify", hosts=list(hosts), tests=sorted(by_test))
+    folder = job.run_dir / step / "verify"
+    result = verifier.run(job.root, by_test, job.ssh_config, folder)
+    scrub(folder, job.secrets)
+    job.journal.done(
+        f"{step}-verify",
+        hosts=list(hosts),
+        failed={h: list(t) for h, t in result.failed.items()},
+    )
+    return result
+
+
+def push_and_verify(
+    job: Job,
+    step: str,
+    rendered: RenderedSet,
+    hosts: Sequence[str],
+    *,
+    threshold: int,
+    also_verify: Sequence[str] = (),
+    playbook: str = "",
+) -> Step:
+    """Push to `hosts`, then verify them (and `also_verify`) unless the push already failed."""
+    result = push(job, step, rendered, hosts, playbook=playbook)
+    failed = dict(result.failures)
+    pushed_bad = bad_hosts(tuple(failed), result.unreachable)
+    verified: tuple[str, ...] = ()
+    if not exceeded(pushed_bad, threshold):
+        candidates = [h for h in bad_hosts(also_verify, hosts) if h not in pushed_bad]
+        checked = check(job, step, candidates)
+        for host, tests in checked.failed.items():
+            failed.setdefault(host, "verification failed: " + ", ".join(tests))
+        verified = tuple(h for h in candidates if h not in checked.failed)
+    return Step(step, tuple(hosts), failed, result.unreachable, result.changed_hosts, verified)

@@ -1,0 +1,1 @@
+"""Stage 4, approvals: signed statements bound to the digest, and the gate that judges them."""

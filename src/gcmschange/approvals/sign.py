@@ -1,0 +1,156 @@
+"""`approve`: sign a statement for a change at its current digest, and commit it.
+
+It refuses what the gate would refuse (unknown key, role not held, self-approval, an
+expiry beyond policy), so people learn early; the gate still checks everything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from gcmschange import gitrepo
+from gcmschange.approvals import sshsig
+from gcmschange.approvals.gate import load_approvers_for, now_utc, requesters
+from gcmschange.approvals.statements import (
+    REVIEW_ROLE,
+    REVIEWER_ROLE,
+    Statement,
+    new_nonce,
+    utc_text,
+    write_signed,
+)
+from gcmschange.audit import trail
+from gcmschange.errors import GateRefusedError, UsageError
+from gcmschange.model import ChangeRequest
+from gcmschange.rules.approvers import Approver, Approvers
+from gcmschange.rules.policy import load_policy, required_roles
+
+DEFAULT_EXPIRY = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class Granted:
+    statement: Statement
+    file: str  # relative to the repository
+    signature: str
+    commit: str
+
+
+def _refuse(root: Path, change: ChangeRequest, digest: str, why: str) -> GateRefusedError:
+    trail.record(
+        root,
+        "approval.refused",
+        outcome="refused",
+        change=change.id,
+        digest=digest,
+        details={"reason": why},
+    )
+    return GateRefusedError(f"{change.id}: approval refused: {why}")
+
+
+def _signer(approvers: Approvers, key: Path) -> Approver | None:
+    return approvers.by_key(sshsig.public_key(key))
+
+
+def _role(who: Approver, role: str | None, required: tuple[str, ...]) -> str:
+    if role is not None:
+        return role
+    wanted = [r for r in who.roles if r in required] or list(who.roles)
+    if len(wanted) != 1:
+        held = ", ".join(who.roles) or "none"
+        raise UsageError(f"{who.principal} holds roles {held}: choose one with --role")
+    return wanted[0]
+
+
+def _check(
+    *,
+    who: Approver,
+    role: str,
+    change: ChangeRequest,
+    root: Path,
+    approvers: Approvers,
+    required: tuple[str, ...],
+) -> str | None:
+    """Why this approval must not be made, or None."""
+    needed = REVIEWER_ROLE if role == REVIEW_ROLE else role
+    mine = requesters(root, change, approvers)
+    if who.principal in mine:
+        return f"self-approval: {mine[who.principal]}"
+    if needed not in who.roles:
+        return f"{who.principal} does not hold role {needed!r} in the approvers file"
+    if role == REVIEW_ROLE and change.type != "emergency":
+        return f"a post-implementation review is only owed by emergency changes ({change.type})"
+    if role != REVIEW_ROLE and role not in required:
+        return (
+            f"role {role!r} is not required for {change.id} (required: "
+            + (", ".join(required) or "none")
+            + ")"
+        )
+    return None
+
+
+def approve(
+    root: Path,
+    change: ChangeRequest,
+    digest: str,
+    key: Path,
+    *,
+    role: str | None = None,
+    expires: timedelta = DEFAULT_EXPIRY,
+    comment: str = "",
+    now: datetime | None = None,
+) -> Granted:
+    """Sign and commit an approval of `change` at `digest` with the private `key`."""
+    approvers = load_approvers_for(root)
+    policy = load_policy(root)
+    who = _signer(approvers, key)
+    if who is None:
+        raise _refuse(root, change, digest, f"the key {key} is not in the approvers file")
+    required = required_roles(policy, change)
+    chosen = _role(who, role, required)
+    why = _check(
+        who=who, role=chosen, change=change, root=root, approvers=approvers, required=required
+    )
+    if why is None and expires > timedelta(days=policy.approval_expiry_days):
+        why = (
+            f"an expiry of {expires.total_seconds() / 86400:g} days exceeds the policy "
+            f"maximum of {policy.approval_expiry_days} days"
+        )
+    if why is not None:
+        raise _refuse(root, change, digest, why)
+    moment = now_utc(now)
+    statement = Statement(
+        change.id,
+        digest,
+        change.environment,
+        who.principal,
+        chosen,
+        utc_text(moment),
+        utc_text(moment + expires),
+        new_nonce(),
+        comment,
+    )
+    json_path, sig_path = write_signed(root, statement, key)
+    sha = gitrepo.commit_paths(
+        root,
+        [json_path, sig_path],
+        f"Approve {change.id} as {chosen} ({who.principal}) at digest {digest[:12]}",
+    )
+    file = str(json_path.relative_to(root))
+    trail.record(
+        root,
+        "approval.granted",
+        change=change.id,
+        digest=digest,
+        actor=who.principal,
+        details={
+            "role": chosen,
+            "file": file,
+            "nonce": statement.nonce,
+            "expires": statement.expires,
+            "commit": sha,
+        },
+    )
+    return Granted(statement, file, str(sig_path.relative_to(root)), sha)

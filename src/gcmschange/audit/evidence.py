@@ -1,0 +1,199 @@
+"""The evidence bundle of a change: everything an auditor needs, in one checked archive.
+
+Collected: the change request, every file under `.gcmschange/changes/<id>/` (plan, runs,
+runner events, JUnit, journal, validation results: whatever the stages wrote), the signed
+approvals under `approvals/<id>/`, the change's slice of the audit log, the chain's state,
+timings and a summary from the estate graph. Secrets are masked in every member before
+anything else; large outputs are then truncated, keeping the SHA-256 of the (masked) full
+text. Symbolic links are left out, so a link cannot pull a file from elsewhere into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gcmschange.approvals.statements import change_dir as approvals_dir
+from gcmschange.audit import trail
+from gcmschange.audit.archive import BundleReport, verify_bundle, write_bundle
+from gcmschange.masking import mask_bytes, mask_data, secret_names, secret_values
+from gcmschange.model import ChangeRequest
+from gcmschange.notify.change_calendar import filed_change
+from gcmschange.paths import state_dir
+from gcmschange.rules.estate import load_estate
+
+__all__ = ["BundleReport", "BundleResult", "build_bundle", "verify_bundle"]
+
+FIELD_LIMIT = 16 * 1024  # characters kept of one string inside a JSON record
+FILE_LIMIT = 1024 * 1024  # bytes kept of one text file
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    path: Path
+    change: str
+    members: tuple[str, ...]
+    truncated: tuple[str, ...]
+    skipped: tuple[str, ...]
+    manifest_sha256: str
+
+
+def _marker(full: str | bytes) -> str:
+    data = full.encode("utf-8") if isinstance(full, str) else full
+    return f"...[truncated: {len(full)} in full, sha256 {hashlib.sha256(data).hexdigest()}]"
+
+
+def _shorten(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, str) and len(value) > FIELD_LIMIT:
+        return value[:FIELD_LIMIT] + _marker(value), True
+    if isinstance(value, dict):
+        pairs = {k: _shorten(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(c for _, c in pairs.values())
+    if isinstance(value, list):
+        items = [_shorten(v) for v in value]
+        return [v for v, _ in items], any(c for _, c in items)
+    return value, False
+
+
+def _shorten_json_lines(text: str) -> tuple[str, bool]:
+    out, changed = [], False
+    for line in text.splitlines(keepends=True):
+        try:
+            value, cut = _shorten(json.loads(line))
+        except ValueError:
+            value, cut = None, False
+        changed |= cut
+        out.append(json.dumps(value, sort_keys=True) + "\n" if cut else line)
+    return "".join(out), changed
+
+
+def _shorten_json_document(text: str) -> tuple[str, bool]:
+    try:
+        value, changed = _shorten(json.loads(text))
+    except ValueError:
+        return text, False
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n", True) if changed else (text, False)
+
+
+def _truncate(name: str, data: bytes) -> tuple[bytes, bool]:
+    """Large strings in JSON records, then whole text files, cut down with their hash."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data, False
+    changed = False
+    if name.endswith(".jsonl"):
+        text, changed = _shorten_json_lines(text)
+    elif name.endswith(".json"):
+        text, changed = _shorten_json_document(text)
+    raw = text.encode("utf-8")
+    if len(raw) > FILE_LIMIT:
+        head = raw[:FILE_LIMIT].decode("utf-8", "ignore")
+        return (head + "\n" + _marker(raw) + "\n").encode("utf-8"), True
+    return raw, changed
+
+
+def _tree(base: Path, prefix: str) -> tuple[dict[str, bytes], list[str]]:
+    files: dict[str, bytes] = {}
+    skipped: list[str] = []
+    if not base.is_dir():
+        return files, skipped
+    for path in sorted(base.rglob("*")):
+        relative = f"{prefix}/{path.relative_to(base).as_posix()}"
+        if path.is_symlink():
+            skipped.append(f"{relative} (symbolic link)")
+        elif path.is_file():
+            files[relative] = path.read_bytes()
+    return files, skipped
+
+
+def _timings(change: ChangeRequest, events: list[trail.AuditEvent]) -> dict[str, Any]:
+    times = [datetime.fromisoformat(e.time) for e in events]
+    return {
+        "window": {"start": change.window.start.isoformat(), "end": change.window.end.isoformat()},
+        "first_event": events[0].time if events else None,
+        "last_event": events[-1].time if events else None,
+        "elapsed_seconds": (times[-1] - times[0]).total_seconds() if times else 0.0,
+        "events": [{"time": e.time, "event": e.event, "outcome": e.outcome} for e in events],
+    }
+
+
+def _audit_members(root: Path, change: ChangeRequest) -> dict[str, bytes]:
+    # The bundle's own build events are left out, so rebuilding from the same state gives
+    # the same bytes.
+    events = [
+        e
+        for e in trail.select(trail.read_events(root), change=change.id)
+        if not e.event.startswith("evidence.")
+    ]
+    chain = trail.verify_chain(root)
+    lines = "".join(json.dumps(trail.as_dict(e), sort_keys=True) + "\n" for e in events)
+    state = {"intact": chain.ok, "first_bad": chain.first_bad, "reason": chain.reason}
+    return {
+        "audit/slice.jsonl": lines.encode("utf-8"),
+        "audit/chain.json": _json(state),
+        "timings.json": _json(_timings(change, events)),
+    }
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _summary(root: Path, change: ChangeRequest, extra: dict[str, Any]) -> bytes:
+    radius = load_estate(root).blast_radius(change.systems)
+    names = secret_names(root, change.playbook)
+    return _json(
+        {
+            "change": change.id,
+            "title": change.title,
+            "type": change.type,
+            "environment": change.environment,
+            "systems": list(change.systems),
+            "blast_radius": list(radius.systems),
+            "partners": list(radius.partners),
+            "variables": mask_data(change.variables, secret_values(root, change), names),
+            **extra,
+        }
+    )
+
+
+def _collect(root: Path, change: ChangeRequest) -> tuple[dict[str, bytes], list[str]]:
+    request = root / change.path if change.path else None
+    files: dict[str, bytes] = {}
+    if request is not None and request.is_file():
+        files[f"request/{request.name}"] = request.read_bytes()
+    state, skipped = _tree(state_dir(root) / "changes" / change.id, "state")
+    approvals, skipped_approvals = _tree(approvals_dir(root, change.id), "approvals")
+    files |= state | approvals | _audit_members(root, change)
+    return files, skipped + skipped_approvals
+
+
+def build_bundle(root: Path, ref: str, out: Path) -> BundleResult:
+    """Write the evidence bundle of change `ref` to `out` (a .tar.gz) and record it."""
+    change, refused = filed_change(root, ref)
+    secrets = secret_values(root, change)
+    collected, skipped = _collect(root, change)
+    files: dict[str, bytes] = {}
+    truncated: list[str] = []
+    for name, data in collected.items():
+        files[name], cut = _truncate(name, mask_bytes(data, secrets))
+        if cut:
+            truncated.append(name)
+    extra = {
+        "validation": refused or "valid",
+        "truncated": truncated,
+        "skipped": skipped,
+        "limits": [FIELD_LIMIT, FILE_LIMIT],
+    }
+    files["summary.json"] = mask_bytes(_summary(root, change, extra), secrets)
+    digest = write_bundle(out, f"evidence-{change.id}", files)
+    details = {"file": str(out), "manifest_sha256": digest, "members": len(files) + 1}
+    trail.record(root, "evidence.built", change=change.id, details=details)
+    return BundleResult(
+        out, change.id, tuple(sorted(files)), tuple(truncated), tuple(skipped), digest
+    )

@@ -1,0 +1,226 @@
+"""The root command, its shared options, output and the one place errors become exit codes.
+
+Verb modules in this package attach their commands to `root`; they stay thin: parse,
+call the core, hand the result to `emit`. The core never sees click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gcmschange import __version__
+from gcmschange.errors import ExitCode, GcmsError, NotAvailableError, Problem
+from gcmschange.execution import accel
+from gcmschange.rules.estate import find_root
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUTS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every verb receives: where the repository is and how to print."""
+
+    repo_arg: Path | None
+    output: str
+
+    @property
+    def repo(self) -> Path:
+        return find_root(self.repo_arg or Path.cwd())
+
+
+def output_option(func: F) -> F:
+    """`--output` on a verb, so it can follow the verb as users type it."""
+    return click.option(
+        "--output",
+        "verb_output",
+        type=click.Choice(OUTPUTS),
+        default=None,
+        help="Output format (overrides the global --output).",
+    )(func)
+
+
+def accelerate_option(func: F) -> F:
+    """`--accelerate` (or GCMS_ACCELERATE=true, as a pipeline sets it) on verbs that run Ansible."""
+    return click.option(
+        "--accelerate",
+        is_flag=True,
+        envvar="GCMS_ACCELERATE",
+        show_envvar=True,
+        help="Use the Mitogen strategy if installed (a warning, and the native tuning, if not).",
+        callback=_warn_if_no_accelerator,
+    )(func)
+
+
+def _warn_if_no_accelerator(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value and not accel.available():
+        # Said once, before any host is touched, whatever the output format (stderr).
+        click.echo(f"warning: {accel.MISSING}", err=True)
+    return value
+
+
+def get_context(verb_output: str | None = None) -> Context:
+    base: Context = click.get_current_context().find_root().obj
+    if verb_output is not None:
+        return Context(base.repo_arg, verb_output)
+    return base
+
+
+def emit(ctx: Context, payload: dict[str, Any], text: str) -> None:
+    """Print a result: `text` for people, `payload` as JSON for machines."""
+    if ctx.output == "json":
+        click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    elif text:
+        click.echo(text)
+
+
+def problems_json(problems: Sequence[Problem]) -> list[dict[str, Any]]:
+    return [
+        {
+            "message": p.message,
+            "file": p.location.file,
+            "line": p.location.line,
+            "column": p.location.column,
+            "path": p.location.path,
+            "code": p.code,
+            "severity": p.severity,
+        }
+        for p in problems
+    ]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gcmschange")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The GitOps repository (default: the nearest directory holding estate.yml).",
+)
+@click.option(
+    "--output", type=click.Choice(OUTPUTS), default="text", show_default=True, help="Output format."
+)
+@click.pass_context
+def root(click_ctx: click.Context, repo: Path | None, output: str) -> None:
+    """gcmschange: one road for every change.
+
+    \b
+    change request -> validate -> render -> plan -> approve -> apply (waves, lock, window)
+                   -> verify -> roll back on failure -> audit, evidence, partner notices
+
+    \b
+    Exit codes:
+      0   success
+      1   expected failure: invalid input, refused gate, failed check
+      2   usage error, or a verb that is not available yet
+      3   internal error (a bug: please report it with the command line)
+      4   apply failed; every touched host was rolled back and verified
+      5   apply failed and rollback FAILED: the fleet needs a person now
+      6   incomplete: some hosts could not be reached
+      130 interrupted
+    """
+    click_ctx.obj = Context(repo, output)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    return any(
+        a == "--output=json" or (a == "--output" and i + 1 < len(argv) and argv[i + 1] == "json")
+        for i, a in enumerate(argv)
+    )
+
+
+def _report_error(err: GcmsError, as_json: bool) -> None:
+    if as_json:
+        payload = {
+            "ok": False,
+            "error": err.message,
+            "exit_code": int(err.exit_code),
+            "problems": problems_json(err.problems),
+        }
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    click.echo(f"gcmschange: error: {err.message}", err=True)
+    for problem in err.problems:
+        click.echo(f"  {problem}", err=True)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and map every outcome to a documented exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(args)
+    try:
+        result = root.main(args=args, prog_name="gcmschange", standalone_mode=False)
+    except GcmsError as err:
+        _report_error(err, as_json)
+        return int(err.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("gcmschange: interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug: say so in one line, keep the traceback out of the way
+        if os.environ.get("GCMS_DEBUG"):
+            traceback.print_exc()
+        click.echo(
+            f"gcmschange: internal error ({type(exc).__name__}: {exc}); this is a bug, "
+            "please report it with the command line (set GCMS_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        return int(ExitCode.BUG)
+    return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+# The verbs of the design. Any verb no module has registered answers "not yet available".
+VERBS: dict[str, str] = {
+    "validate": "Validate change requests: schema, references, policy, calendar, blast radius.",
+    "render": "Render the configuration files a change produces, per host.",
+    "plan": "Run the change in check + diff mode against its hosts and compute its digest.",
+    "approve": "Sign an approval of a change at its current digest.",
+    "approvals": "List a change's approvals and what the policy still requires.",
+    "apply": "Apply an approved change in waves, inside its window, under a lock.",
+    "verify": "Run a change's verification tests against its hosts.",
+    "rollback": "Roll a change back on the hosts it touched.",
+    "resume": "Continue or roll back a change interrupted mid-apply.",
+    "run": "validate -> plan -> gate -> apply -> verify, in one go.",
+    "status": "Show the state of a change from its journal.",
+    "locks": "List the locks held per environment and system.",
+    "unlock": "Force-release a lock, with a recorded reason.",
+    "drift": "Report hosts whose state differs from what git says.",
+    "notices": "Bilingual (EN/FR) partner notices for changes and incidents.",
+    "calendar": "The change calendar (iCalendar) with freezes and conflicts.",
+    "audit": "Verify and show the hash-chained audit log.",
+    "evidence": "Build or verify a change's evidence bundle.",
+    "site": "Build the bilingual status site.",
+    "lab": "Manage the lab fleet of real SSH hosts.",
+}
+
+
+def _not_available(verb: str, summary: str) -> click.Command:
+    @click.command(
+        verb,
+        help=f"{summary} (not yet available)",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def stub() -> None:
+        raise NotAvailableError(f"'{verb}' is not yet available in this version of gcmschange")
+
+    return stub
+
+
+def add_missing_verbs() -> None:
+    for verb, summary in VERBS.items():
+        if verb not in root.commands:
+            root.add_command(_not_available(verb, summary))

@@ -1,0 +1,176 @@
+"""`gcmschange approve` and `gcmschange approvals`: sign, list, and check the gate."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gcmschange.approvals import gate as approvals
+from gcmschange.approvals.statements import Verdict
+from gcmschange.cli import app
+from gcmschange.errors import UsageError
+
+DURATION = re.compile(r"^(\d+)([mhdw])$")
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `12h`, `3d`, `2w` as a timedelta."""
+    match = DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"--expires {text!r}: expected a positive duration like 30m, 12h, 3d, 2w")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+@app.root.command("approve", help=app.VERBS["approve"])
+@click.argument("change")
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Your private SSH signing key (its public half is in the approvers file).",
+)
+@click.option(
+    "--role",
+    "role",
+    default=None,
+    help="The role you approve in (default: your one role the policy requires).",
+)
+@click.option(
+    "--expires",
+    "expires",
+    default="3d",
+    show_default=True,
+    help="How long the approval stays valid (30m, 12h, 3d, 2w; policy caps it).",
+)
+@click.option("--comment", "comment", default="", help="A note signed with the approval.")
+@app.output_option
+def approve_cmd(
+    *, change: str, key: Path, role: str | None, expires: str, comment: str, verb_output: str | None
+) -> None:
+    """Sign an approval of CHANGE at its current digest and commit it under approvals/."""
+    from gcmschange.apply import road
+    from gcmschange.approvals.sign import approve
+
+    ctx = app.get_context(verb_output)
+    lifetime = parse_duration(expires)
+    prepared = road.prepare(ctx.repo, change)
+    granted = approve(
+        ctx.repo,
+        prepared.loaded.change,
+        prepared.digest,
+        key,
+        role=role,
+        expires=lifetime,
+        comment=comment,
+    )
+    st = granted.statement
+    text = (
+        f"approved {st.change} ({st.environment}) as {st.role} by {st.principal} at digest "
+        f"{st.digest[:12]}, valid until {st.expires}\n  {granted.file} "
+        f"(commit {granted.commit[:12]})"
+    )
+    app.emit(ctx, {"ok": True, **asdict(granted)}, text)
+
+
+def _verdict_json(v: Verdict) -> dict[str, Any]:
+    st = v.statement
+    return {
+        "source": v.source,
+        "ref": v.ref,
+        "status": v.status,
+        "reason": v.reason,
+        "principal": v.principal,
+        "roles": list(v.roles),
+        "statement": asdict(st) if st else None,
+    }
+
+
+def _result_json(result: approvals.GateResult) -> dict[str, Any]:
+    body = asdict(result)
+    body["verdicts"] = [_verdict_json(v) for v in result.verdicts]
+    return {"ok": True, **body}
+
+
+def _result_text(result: approvals.GateResult) -> str:
+    lines = [
+        f"{result.change} ({result.environment}) at digest {result.digest[:12]}",
+        "required: " + (", ".join(result.required) or "no approval"),
+    ]
+    for role in result.required:
+        who = result.satisfied.get(role)
+        lines.append(f"  {role:<24} {'by ' + who if who else 'STILL REQUIRED'}")
+    lines.append("approvals:" if result.verdicts else "approvals: none")
+    for v in result.verdicts:
+        who, roles = v.principal or "?", ",".join(v.roles) or "-"
+        lines.append(f"  {v.status:<18} {who:<22} {roles:<22} {v.ref}")
+        if v.status != "valid":
+            lines.append(f"      {v.reason}")
+    if result.review is not None:
+        rv = result.review
+        state = f"done by {rv.done_by}" if rv.done_by else ("OVERDUE" if rv.overdue else "owed")
+        lines.append(f"post-implementation review: due {rv.due}: {state}")
+    lines.append("gate: passes" if result.passed else "gate: refused: " + "; ".join(result.reasons))
+    return "\n".join(lines)
+
+
+def _gitlab_sources(
+    mr: int | None, project: str | None
+) -> tuple[approvals.ApprovalSource, ...] | None:
+    if mr is None:
+        return None
+    from gcmschange.approvals import gitlab_source
+
+    url, token = os.environ.get("GCMS_GITLAB_URL", ""), os.environ.get("GCMS_GITLAB_TOKEN", "")
+    if not (url and token and project):
+        raise UsageError(
+            "--gitlab-mr needs --gitlab-project, GCMS_GITLAB_URL and GCMS_GITLAB_TOKEN"
+        )
+    return (*approvals.SOURCES.values(), gitlab_source.connect(url, token, project, mr))
+
+
+@app.root.command("approvals", help=app.VERBS["approvals"])
+@click.argument("change")
+@click.option(
+    "--gate",
+    "gate",
+    is_flag=True,
+    help="Decide (and record) whether the change may run: exit 1 if refused.",
+)
+@click.option(
+    "--gitlab-mr",
+    "gitlab_mr",
+    type=int,
+    default=None,
+    help="Also count GitLab approvals of this merge request (optional source).",
+)
+@click.option(
+    "--gitlab-project",
+    "gitlab_project",
+    default=None,
+    help="GitLab project path or id for --gitlab-mr.",
+)
+@app.output_option
+def approvals_cmd(
+    change: str,
+    gate: bool,
+    gitlab_mr: int | None,
+    gitlab_project: str | None,
+    verb_output: str | None,
+) -> None:
+    """List CHANGE's approvals, each with its verdict, and what the policy still requires."""
+    from gcmschange.apply import road
+
+    ctx = app.get_context(verb_output)
+    prepared = road.prepare(ctx.repo, change)
+    sources = _gitlab_sources(gitlab_mr, gitlab_project)
+    check = approvals.require_gate if gate else approvals.check_gate
+    result = check(ctx.repo, prepared.loaded.change, prepared.digest, None, sources)
+    app.emit(ctx, _result_json(result), _result_text(result))

@@ -1,0 +1,62 @@
+"""`gcmschange plan CHANGE`: check + diff on the real hosts, the plan report, and its digest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from gcmschange.cli import app
+from gcmschange.execution.runner import Progress
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    """A one-line live display on stderr of the host and task the run is at."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    seen: set[str] = set()
+    with console.status("planning: starting ansible") as status:
+
+        def update(host: str, task: str, state: str) -> None:
+            seen.add(host)
+            status.update(f"planning: {len(seen)} host(s) answered; {host}: {task} ({state})")
+
+        yield update
+
+
+@app.root.command("plan")
+@click.argument("change")
+@click.option(
+    "--output",
+    "verb_output",
+    type=click.Choice(("text", "json", "markdown")),
+    default=None,
+    help="Report format; markdown is the merge-request note.",
+)
+@app.accelerate_option
+def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
+    """Run the change in check + diff mode against its hosts and compute its digest.
+
+    Renders CHANGE, runs its playbook in check + diff mode on every target host, and saves
+    the plan (per host: the tasks that would change and their diffs) as
+    .gcmschange/changes/<id>/plan.json. Exit 0 when every host was planned, 6 when a host
+    was unreachable (the plan is incomplete), 1 when the change cannot be rendered or a
+    host's check failed.
+    """
+    from gcmschange.plan import check, report
+
+    ctx = app.get_context(verb_output)
+    output = ctx.output
+    with _progress(output == "text") as progress:
+        result = check.run_plan(ctx.repo, change, progress=progress, accelerate=accelerate)
+    click.echo(report.report(result, output))
+    if not result.complete and output != "json":
+        missing = [h for s in ("unreachable", "failed") for h in result.named(s)]
+        click.echo(f"gcmschange: plan incomplete: {', '.join(missing)}", err=True)
+    return int(result.exit_code)

@@ -1,0 +1,75 @@
+"""`gcmschange site -o DIR`: build the bilingual status site and its feeds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from gcmschange.cli import app
+from gcmschange.errors import UsageError
+
+
+def _moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--now {value!r}: not an ISO 8601 time ({exc})") from exc
+    if moment.tzinfo is None:
+        raise UsageError(f"--now {value!r}: give a time zone (for example 2026-12-01T12:00Z)")
+    return moment
+
+
+@app.root.command("site", help=app.VERBS["site"])
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the site into (created if missing; our files are replaced).",
+)
+@click.option("--now", "now", default=None, help="Build as of this time (ISO 8601, with zone).")
+@click.option(
+    "--base-url",
+    "base_url",
+    default="",
+    help="Absolute URL the site is published at, for the Atom feeds' links (default: relative).",
+)
+@click.option(
+    "--remote",
+    default=None,
+    help="Also read every audit log anchored on this git remote (other pipelines' changes).",
+)
+@app.output_option
+def site(
+    out: Path, now: str | None, base_url: str, remote: str | None, verb_output: str | None
+) -> None:
+    """Write index.html (EN), fr/index.html (FR), history, partner pages, feeds, calendars."""
+    from gcmschange.statussite.build import build_site
+
+    ctx = app.get_context(verb_output)
+    result = build_site(ctx.repo, out, _moment(now), base_url, remote)
+    for problem in result.data.left_out:
+        click.echo(f"warning: left out of the history: {problem}", err=True)
+    states = {s.id: s.state for s in result.data.systems}
+    payload = {
+        "ok": True,
+        "out": str(result.out),
+        "files": list(result.files),
+        "systems": states,
+        "planned": [e.ref for e in result.data.planned],
+        "current": [e.ref for e in result.data.current],
+        "history": [e.ref for e in result.data.history],
+        "left_out": list(result.data.left_out),
+    }
+    summary = ", ".join(f"{sid} {state}" for sid, state in states.items())
+    text = (
+        f"site written to {result.out} ({len(result.files)} files): "
+        f"{len(result.data.planned)} planned, {len(result.data.current)} in progress, "
+        f"{len(result.data.history)} in history\n{summary}"
+    )
+    app.emit(ctx, payload, text)

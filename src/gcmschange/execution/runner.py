@@ -1,0 +1,419 @@
+"""The only user of ansible-runner.
+
+Every run gets a fresh private data dir (ansible-runner otherwise reuses `env/cmdline` and a
+"real" run can silently stay in check mode), extra vars handed over as a file whose strings
+are tagged `!unsafe` (change variables are data: Ansible must never template them on the
+controller), and a generated ansible.cfg so runs are reproducible and tuned: pipelining,
+forks matched to the fleet, no fact gathering unless a play asks for it. After the run,
+secret values are masked in every artifact ansible-runner kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gcmschange.errors import CancelledError, ExternalError
+from gcmschange.execution import accel
+
+MASK = "********"
+PID_FILE = "playbook.pid"  # in the work dir: the ansible-playbook a run started
+LEFTOVER_GRACE_S = 10.0
+Progress = Callable[[str, str, str], None]  # (host, task, status)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    playbook: Path
+    inventory: Path
+    work_dir: Path  # a fresh directory; becomes ansible-runner's private data dir
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+    limit: tuple[str, ...] = ()
+    check: bool = False
+    diff: bool = False
+    forks: int = 20
+    secrets: tuple[str, ...] = ()
+    accelerate: bool = False  # the Mitogen strategy, when installed (see accel.py)
+    timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    host: str
+    task: str
+    diff: str  # unified diff, secrets masked; may be empty for tasks without a diff
+
+
+@dataclass(frozen=True)
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    rc: int
+    hosts: dict[str, HostStats]
+    changes: tuple[TaskChange, ...]
+    failures: dict[str, str]  # host -> first failure message
+    unreachable: tuple[str, ...]
+    artifacts: Path
+    duration_s: float
+    accelerated: bool = False  # the Mitogen strategy ran this playbook
+    notice: str = ""  # one line for the operator, e.g. why the accelerator was not used
+
+    @property
+    def failed_hosts(self) -> tuple[str, ...]:
+        return tuple(h for h in self.failures if h not in self.unreachable)
+
+    @property
+    def changed_hosts(self) -> tuple[str, ...]:
+        return tuple(h for h, s in self.hosts.items() if s.changed)
+
+
+class Unsafe(str):
+    """A string Ansible must not template: dumped with the `!unsafe` tag."""
+
+
+def _unsafe_representer(dumper: yaml.SafeDumper, data: Unsafe) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", str(data))
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(Unsafe, _unsafe_representer)
+
+
+def mark_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, Mapping):
+        return {str(k): mark_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_unsafe(v) for v in value]
+    return value
+
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _ansible_cfg(spec: RunSpec) -> str:
+    lines = [
+        "[defaults]",
+        f"forks = {spec.forks}",
+        "gathering = explicit",
+        "host_key_checking = True",
+        "retry_files_enabled = False",
+        "interpreter_python = /usr/bin/python3",
+        f"timeout = {spec.timeout_s}",
+        "nocolor = True",
+    ]
+    if spec.accelerate:
+        lines += accel.config_lines()  # empty when Mitogen is missing: the native tuning
+    # One reconnection retry: on a loaded controller a live connection can miss its
+    # keepalives once; a host that is really down still fails within seconds.
+    lines += [
+        "",
+        "[ssh_connection]",
+        "pipelining = True",
+        "control_path_dir = /tmp/gcmschange-cp",
+        "reconnection_retries = 1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _path_with_ansible() -> str:
+    """PATH for the run, with the ansible-playbook that belongs to this Python first."""
+    path = os.environ.get("PATH", "")
+    here = Path(sys.executable).parent
+    if (here / "ansible-playbook").exists():
+        return f"{here}{os.pathsep}{path}"
+    if not shutil.which("ansible-playbook"):
+        raise ExternalError("ansible-playbook not found: install gcmschange into a venv")
+    return path
+
+
+def _diff_text(diff: Any, secrets: Sequence[str]) -> str:
+    parts = diff if isinstance(diff, list) else [diff]
+    out: list[str] = []
+    for part in parts:
+        if not isinstance(part, Mapping):
+            continue
+        if "prepared" in part:
+            out.append(str(part["prepared"]))
+            continue
+        before, after = part.get("before", ""), part.get("after", "")
+        if not isinstance(before, str) or not isinstance(after, str):
+            continue
+        out.extend(
+            difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                fromfile=str(part.get("before_header", "before")),
+                tofile=str(part.get("after_header", "after")),
+            )
+        )
+    return mask("".join(out), secrets)
+
+
+class _Collector:
+    """Turns ansible-runner's event stream into what gcmschange reports."""
+
+    def __init__(self, spec: RunSpec, progress: Progress | None) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.changes: list[TaskChange] = []
+        self.failures: dict[str, str] = {}
+        self.unreachable: list[str] = []
+        self.pid_written = False
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        if not self.pid_written and isinstance(event.get("pid"), int):
+            # So that a later `resume` can stop this playbook if our process is killed -9
+            # while it runs (pexpect starts it ignoring SIGHUP: it would go on alone).
+            (self.spec.work_dir / PID_FILE).write_text(f"{event['pid']}\n", encoding="utf-8")
+            self.pid_written = True
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = str(data.get("host", ""))
+        task = str(data.get("task", ""))
+        res = data.get("res") or {}
+        if kind in {"runner_on_ok", "runner_item_on_ok"} and isinstance(res, dict):
+            # A loop's summary event repeats its items, which were reported one by one.
+            if res.get("changed") and "results" not in res:
+                self._changed(host, task, res)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.failures.setdefault(host, mask(f"{task}: {_message(res)}", self.spec.secrets))
+        elif kind == "runner_on_unreachable":
+            if host not in self.unreachable:
+                self.unreachable.append(host)
+            self.failures.setdefault(host, mask(f"unreachable: {_message(res)}", self.spec.secrets))
+        if self.progress and host and kind.startswith("runner_on_"):
+            self.progress(host, task, kind.removeprefix("runner_on_"))
+        return True
+
+    def _changed(self, host: str, task: str, res: dict[str, Any]) -> None:
+        diff = _diff_text(res.get("diff", []), self.spec.secrets) if self.spec.diff else ""
+        self.changes.append(TaskChange(host, task, diff))
+
+
+def _message(res: Any) -> str:
+    if isinstance(res, Mapping):
+        return str(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed")
+    return str(res)
+
+
+def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
+    if not any(secrets):
+        return
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            masked = mask(text, secrets)
+            if masked != text:
+                path.write_text(masked, encoding="utf-8")
+
+
+@contextmanager
+def _own_signals() -> Iterator[Callable[[], int | None]]:
+    """Turn SIGINT/SIGTERM during a run into a cancel of that run, then give them back.
+
+    ansible-runner's own handlers only set an anonymous flag and never restore ours, so after
+    the first playbook Ctrl-C would be ignored (and a SIGTERM would never let the caller's
+    `finally` blocks run). Ours remember which signal came, so the run can end as interrupted.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def note(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, note)
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _playbook_alive(pid: int, work_dir: Path) -> bool:
+    """Whether `pid` is still the ansible-playbook of `work_dir` (not a reused PID)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"ANSIBLE_CONFIG={work_dir / 'ansible.cfg'}".encode() in environ
+
+
+def _read_pid(work_dir: Path) -> int | None:
+    try:
+        return int((work_dir / PID_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_leftovers(folder: Path, grace_s: float = LEFTOVER_GRACE_S) -> tuple[int, ...]:
+    """Stop the playbooks that runs under `folder` started and that outlived their run (the
+    orchestrator was killed -9). Returns the PIDs stopped. Two playbooks on the same hosts
+    must never overlap."""
+    stopped: list[int] = []
+    for pid_file in sorted(folder.rglob(PID_FILE)):
+        pid = _read_pid(pid_file.parent)
+        if pid is None or not _playbook_alive(pid, pid_file.parent):
+            continue
+        with suppress(ProcessLookupError, PermissionError):
+            # SIGINT is ansible-playbook's own "user interrupted": it terminates its workers,
+            # which run in sessions of their own and would outlive a kill of its group.
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + grace_s
+        while _playbook_alive(pid, pid_file.parent) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _playbook_alive(pid, pid_file.parent):
+            _signal_group(pid, signal.SIGKILL)
+        stopped.append(pid)
+    return tuple(stopped)
+
+
+class _Canceller:
+    """ansible-runner's cancel callback: after a signal, first ask the playbook to stop as
+    Ctrl-C in a terminal would (SIGINT to it alone: its workers end too); only if it is still
+    there after `grace_s`, let ansible-runner SIGKILL its process group."""
+
+    def __init__(self, work_dir: Path, signalled: Callable[[], int | None], grace_s: float):
+        self.work_dir = work_dir
+        self.signalled = signalled
+        self.grace_s = grace_s
+        self.asked_at: float | None = None
+
+    def __call__(self) -> bool:
+        if self.signalled() is None:
+            return False
+        if self.asked_at is None:
+            self.asked_at = time.monotonic()
+            pid = _read_pid(self.work_dir)
+            if pid is None or not _playbook_alive(pid, self.work_dir):
+                return True
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGINT)
+            return False
+        return time.monotonic() - self.asked_at > self.grace_s
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), sig)
+
+
+def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
+    """Run one playbook through ansible-runner and return what happened, secrets masked."""
+    import ansible_runner  # the only import of it in the package
+
+    if spec.work_dir.exists() and any(spec.work_dir.iterdir()):
+        raise ExternalError(f"{spec.work_dir}: runner work dir must be fresh")
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    Path("/tmp/gcmschange-cp").mkdir(mode=0o700, exist_ok=True)
+    cfg = spec.work_dir / "ansible.cfg"
+    cfg.write_text(_ansible_cfg(spec), encoding="utf-8")
+    extravars_file = spec.work_dir / "extravars.yml"
+    extravars_file.write_text(
+        yaml.dump(mark_unsafe(dict(spec.extravars)), Dumper=_Dumper, sort_keys=True),
+        encoding="utf-8",
+    )
+    cmdline = [f"-e @{extravars_file}"]
+    if spec.check:
+        cmdline.append("--check")
+    if spec.diff:
+        cmdline.append("--diff")
+    accelerated = spec.accelerate and accel.available()
+    collector = _Collector(spec, progress)
+    started = time.monotonic()
+    with _own_signals() as signalled:
+        result = ansible_runner.run(
+            private_data_dir=str(spec.work_dir),
+            playbook=str(spec.playbook.resolve()),
+            inventory=str(spec.inventory.resolve()),
+            limit=",".join(spec.limit) if spec.limit else None,
+            cmdline=" ".join(cmdline),
+            envvars={
+                "ANSIBLE_CONFIG": str(cfg),
+                "PATH": _path_with_ansible(),
+                # ansible-runner turns host key checking off unless told otherwise; the lab and
+                # every real estate check keys against known_hosts.
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+            },
+            forks=spec.forks,
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=collector,
+            cancel_callback=_Canceller(spec.work_dir, signalled, LEFTOVER_GRACE_S),
+            timeout=3600,
+        )
+    (spec.work_dir / PID_FILE).unlink(missing_ok=True)
+    duration = time.monotonic() - started
+    stats = result.stats or {}
+    hosts = _host_stats(stats, collector)
+    extravars_file.unlink(missing_ok=True)
+    _mask_tree(spec.work_dir, spec.secrets)
+    signum = signalled()
+    if signum is not None:
+        # ansible-runner has already killed the playbook's process group.
+        raise CancelledError(
+            f"{signal.Signals(signum).name} received: the playbook was stopped after "
+            f"{duration:.0f} s; what it did so far is recorded"
+        )
+    return RunResult(
+        status=str(result.status),
+        rc=int(result.rc if result.rc is not None else -1),
+        hosts=hosts,
+        changes=tuple(collector.changes),
+        failures=dict(collector.failures),
+        unreachable=tuple(sorted(set(collector.unreachable) | set(stats.get("dark", {})))),
+        artifacts=spec.work_dir / "artifacts",
+        duration_s=duration,
+        accelerated=accelerated,
+        notice=accel.MISSING if spec.accelerate and not accelerated else "",
+    )
+
+
+def _host_stats(stats: Mapping[str, Any], collector: _Collector) -> dict[str, HostStats]:
+    names = set(collector.failures) | set(collector.unreachable)
+    for key in ("ok", "changed", "failures", "dark", "skipped", "processed"):
+        names |= set(stats.get(key, {}) or {})
+    return {
+        h: HostStats(
+            ok=int(stats.get("ok", {}).get(h, 0)),
+            changed=int(stats.get("changed", {}).get(h, 0)),
+            failed=int(stats.get("failures", {}).get(h, 0)),
+            unreachable=int(stats.get("dark", {}).get(h, 0)) or int(h in collector.unreachable),
+            skipped=int(stats.get("skipped", {}).get(h, 0)),
+        )
+        for h in sorted(names)
+    }

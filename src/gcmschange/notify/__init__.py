@@ -1,0 +1,1 @@
+"""Telling partners: bilingual notices, mail, incidents and the change calendar."""

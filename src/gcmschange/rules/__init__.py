@@ -1,0 +1,1 @@
+"""The rules a change is judged by: the estate, the policy, the catalogue, the approvers."""

@@ -1,0 +1,1 @@
+"""The bilingual static status site and its feeds."""

@@ -1,0 +1,1 @@
+"""Stage 1, validate: change requests checked against the schemas and the rules."""

@@ -1,0 +1,301 @@
+"""The checks of one change request beyond its schema: references, variables, catalogue, policy.
+
+Each rule looks only at fields the schema accepted, so one typo gives one message, not a
+cascade. Checks that depend on the clock or on other changes live in `validate_calendar`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gcmschange.errors import Location, Problem
+from gcmschange.rules import catalogue, policy
+from gcmschange.validate.context import Context, PlaybookSpec
+from gcmschange.validate.schema import kind_of
+from gcmschange.yamlsafe import Document, NodePath, json_path
+
+MASK = "********"
+WINDOW_PATH = json_path(("window",))
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "path": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+class Facts(NamedTuple):
+    """What the calendar and clock checks need from a change; kept in the cache.
+
+    A NamedTuple rather than a dataclass: a warm run rebuilds 10,000 of these from the
+    cache, and the window's `Location` is only built for the few that get a message.
+    """
+
+    id: str
+    type: str
+    environment: str
+    systems: tuple[str, ...]
+    start: float  # POSIX seconds: the calendar sweep compares thousands of these
+    end: float
+    file: str
+    line: int  # where the window is written
+    column: int
+
+    @property
+    def where(self) -> Location:
+        return Location(self.file, self.line, self.column, WINDOW_PATH)
+
+
+class _Rules:
+    def __init__(self, ctx: Context, doc: Document, schema_problems: list[Problem]) -> None:
+        self.ctx, self.doc, self.data = ctx, doc, doc.data
+        self.bad = {p.location.path for p in schema_problems}
+        self.found: list[Problem] = []
+
+    def ok(self, key: str) -> bool:
+        if not self.bad:
+            return key in self.data
+        prefix = json_path((key,))
+        return key in self.data and not any(
+            b == prefix or b.startswith((prefix + ".", prefix + "[")) for b in self.bad
+        )
+
+    def add(
+        self, path: NodePath, message: str, code: str, severity: str = "error", *, key: bool = False
+    ) -> None:
+        self.found.append(Problem(message, self.doc.locate(path, key=key), code, severity))
+
+
+def check(
+    ctx: Context, doc: Document, schema_problems: list[Problem]
+) -> tuple[list[Problem], Facts | None]:
+    rules = _Rules(ctx, doc, schema_problems)
+    _identity(rules)
+    _references(rules)
+    entry = _standard(rules)
+    _variables(rules, entry)
+    _emergency(rules)
+    facts = _window(rules, entry)
+    return rules.found, facts
+
+
+def _identity(r: _Rules) -> None:
+    folder, _, name = r.doc.file.rpartition("/")
+    if r.ok("id") and folder == "changes" and name != f"{r.data['id']}.yaml":
+        r.add(("id",), f"id {r.data['id']} does not match the file name {name}", "reference")
+
+
+def _references(r: _Rules) -> None:
+    ctx, data = r.ctx, r.data
+    env = data["environment"] if r.ok("environment") else None
+    if env is not None and env not in ctx.estate.environments:
+        known = ", ".join(ctx.estate.environments)
+        r.add(
+            ("environment",), f"unknown environment {env!r} (estate.yml has {known})", "reference"
+        )
+    for i, system in enumerate(data["systems"] if r.ok("systems") else ()):
+        if system not in ctx.estate.systems:
+            r.add(("systems", i), f"unknown system {system!r} (not in estate.yml)", "reference")
+        elif env in ctx.inventories and not ctx.inventories[env].groups.get(system):
+            r.add(
+                ("systems", i),
+                f"no hosts for {system!r} in inventories/{env}/hosts.yml",
+                "reference",
+            )
+    if r.ok("playbook") and data["playbook"] not in ctx.playbooks:
+        r.add(("playbook",), f"no playbook playbooks/{data['playbook']}.yml", "reference")
+    rollback = data["rollback"] if r.ok("rollback") else {}
+    if rollback.get("playbook") and rollback["playbook"] not in ctx.playbooks:
+        r.add(
+            ("rollback", "playbook"),
+            f"no playbook playbooks/{rollback['playbook']}.yml",
+            "reference",
+        )
+    for i, test in enumerate(data["verification"] if r.ok("verification") else ()):
+        if test not in ctx.verify_files:
+            r.add(("verification", i), f"no verification test file {test}", "reference")
+
+
+def _standard(r: _Rules) -> catalogue.CatalogueEntry | None:
+    if r.data.get("type") != "standard" or not r.ok("template"):
+        return None
+    name = r.data["template"]
+    entry = r.ctx.catalogue.get(name)
+    if entry is None:
+        r.add(("template",), f"no catalogue template catalogue/{name}.yml", "reference")
+        return None
+    if r.ok("environment") and r.data["environment"] not in entry.environments:
+        r.add(
+            ("environment",),
+            f"template {name} does not allow {r.data['environment']!r}",
+            "catalogue",
+        )
+    for i, system in enumerate(r.data["systems"] if r.ok("systems") else ()):
+        if system not in entry.systems:
+            r.add(("systems", i), f"template {name} does not allow system {system!r}", "catalogue")
+    if r.ok("impact") and not entry.allows_impact(r.data["impact"]["level"]):
+        r.add(
+            ("impact", "level"),
+            f"template {name} allows impact up to {entry.max_impact!r}",
+            "catalogue",
+        )
+    if r.ok("parameters"):
+        problems = entry.parameters.problems(r.doc, ("parameters",))
+        r.found.extend(problems)
+        if problems:  # the template's bounds already said what is wrong with them
+            return None
+    return entry
+
+
+def _variables(r: _Rules, entry: catalogue.CatalogueEntry | None) -> None:
+    if entry is not None and r.ok("parameters"):
+        variables, at = catalogue.instantiate(r.data, entry)["variables"], ("parameters",)
+        playbook = entry.playbook
+    elif r.ok("variables") or (r.ok("playbook") and r.data.get("type") != "standard"):
+        variables, at, playbook = r.data.get("variables") or {}, ("variables",), r.data["playbook"]
+    else:
+        return
+    spec = r.ctx.specs.get(playbook)
+    if spec is None:
+        if variables:
+            r.add(
+                at,
+                f"playbooks/{playbook}.spec.yml does not exist: no variable may be set",
+                "reference",
+            )
+        return
+    _against_spec(r, spec, variables, at, entry)
+    for path in _template_text(variables, at):
+        r.add(
+            path,
+            "contains template syntax: it reaches the hosts as literal text, never evaluated",
+            "template-text",
+            "warning",
+        )
+
+
+def _param_path(at: NodePath, name: str, entry: catalogue.CatalogueEntry | None) -> NodePath:
+    if entry is None:
+        return (*at, name)
+    source = entry.variables_from_parameters.get(name)
+    return (*at, source) if source else at
+
+
+def _against_spec(
+    r: _Rules,
+    spec: PlaybookSpec,
+    variables: dict[str, Any],
+    at: NodePath,
+    entry: catalogue.CatalogueEntry | None,
+) -> None:
+    for name, value in variables.items():
+        path = _param_path(at, name, entry)
+        option = spec.options.get(name)
+        if option is None:
+            message = f"unknown variable {name!r} (not declared in {spec.file})"
+            r.add(path, message, "variable", key=entry is None)
+            continue
+        shown = MASK if option.secret else repr(value)
+        types = _PY_TYPES.get(option.type)
+        if types and (
+            not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        ):
+            r.add(
+                path, f"variable {name!r} must be {option.type}, not {kind_of(value)}", "variable"
+            )
+        elif option.choices and value not in option.choices:
+            allowed = ", ".join(map(str, option.choices))
+            r.add(path, f"variable {name!r} must be one of {allowed} (got {shown})", "variable")
+    for name, option in spec.options.items():
+        if option.required and name not in variables:
+            r.add(at, f"missing required variable {name!r} (declared in {spec.file})", "variable")
+
+
+def _template_text(value: Any, path: NodePath) -> Iterator[NodePath]:
+    if isinstance(value, str) and any(m in value for m in TEMPLATE_MARKERS):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _template_text(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _template_text(item, (*path, i))
+
+
+def _emergency(r: _Rules) -> None:
+    required = r.ctx.policy.emergency.requires_incident
+    if required and r.data.get("type") == "emergency" and "incident" not in r.data:
+        message = "an emergency change must name the incident it answers (incident: INC-...)"
+        r.add(("type",), message, "policy")
+
+
+def _moments(r: _Rules) -> tuple[datetime, datetime] | None:
+    window = r.data["window"]
+    try:
+        zone = ZoneInfo(window["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        r.add(("window", "timezone"), f"unknown time zone {window['timezone']!r}", "window")
+        return None
+    moments = []
+    for key in ("start", "end"):
+        try:
+            moments.append(datetime.fromisoformat(window[key]).replace(tzinfo=zone))
+        except ValueError as exc:
+            r.add(("window", key), f"not a real date and time ({exc})", "window")
+    return (moments[0], moments[1]) if len(moments) == 2 else None
+
+
+def _window(r: _Rules, entry: catalogue.CatalogueEntry | None) -> Facts | None:
+    if not r.ok("window"):
+        return None
+    moments = _moments(r)
+    if moments is None:
+        return None
+    start, end = moments
+    env, kind = r.data.get("environment", ""), r.data.get("type", "")
+    if end <= start:
+        r.add(("window", "end"), "window ends before it starts", "window")
+    limit = r.ctx.policy.max_window(env)
+    if limit is not None and end - start > limit:
+        r.add(
+            ("window",),
+            f"window lasts {_hours(end - start)} h; {env} allows at most {_hours(limit)} h",
+            "policy",
+        )
+    if entry is not None and end - start > entry.max_window:
+        r.add(
+            ("window",),
+            f"template {entry.name} allows windows of at most {_hours(entry.max_window)} h",
+            "catalogue",
+        )
+    for freeze in policy.freezes_overlapping(r.ctx.policy, env, start, end):
+        if kind == "emergency":
+            r.add(
+                ("window",),
+                f"runs during the freeze {freeze.name!r} (allowed: emergency)",
+                "freeze",
+                "warning",
+            )
+        else:
+            r.add(
+                ("window",),
+                f"window overlaps the freeze {freeze.name!r} in {env} (only emergencies may run)",
+                "freeze",
+            )
+    if not all(r.ok(k) for k in ("id", "type", "environment", "systems")):
+        return None
+    systems = tuple(r.data["systems"])
+    at = r.doc.locate(("window",))
+    begins, ends = start.timestamp(), end.timestamp()
+    return Facts(r.data["id"], kind, env, systems, begins, ends, at.file, at.line, at.column)
+
+
+def _hours(delta: Any) -> str:
+    return f"{delta.total_seconds() / 3600:g}"
