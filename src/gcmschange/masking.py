@@ -12,9 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from gcmschange.errors import InvalidInputError
+from gcmschange import yamlsafe
 from gcmschange.model import ChangeRequest
 
 MASK = "********"
@@ -75,10 +73,7 @@ def secret_names(root: Path, playbook: str) -> tuple[str, ...]:
     path = _spec_path(root, playbook) if playbook else None
     if path is None or not path.is_file():
         return ()
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
+    spec = yamlsafe.load_file(path).data or {}
     options = spec.get("options") if isinstance(spec, dict) else None
     if not isinstance(options, dict):
         return ()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -276,9 +277,9 @@ class _Builder:
         self.key_positions[(*frame[1], key)] = (mark.line + 1, mark.column + 1)
 
 
-def _check_bytes(raw: bytes) -> bytes:
-    if len(raw) > MAX_BYTES:
-        raise _RefusedError("too-large", f"file is larger than {MAX_BYTES} bytes")
+def _check_bytes(raw: bytes, limit: int) -> bytes:
+    if len(raw) > limit:
+        raise _RefusedError("too-large", f"file is larger than {limit} bytes")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _RefusedError(
             "encoding", "not UTF-8 (UTF-16 or UTF-32 byte order mark); save it as UTF-8"
@@ -433,10 +434,10 @@ def _lean_pass(text: bytes, file: str) -> Document:
     return Document(lean.root, file, (values, lean.keys), text)
 
 
-def load_bytes(raw: bytes, file: str) -> Document:
+def load_bytes(raw: bytes, file: str, *, limit: int = MAX_BYTES) -> Document:
     """Parse `raw` as one safe YAML document; a refusal is a `ValidationError` with one problem."""
     try:
-        text = _check_bytes(raw)
+        text = _check_bytes(raw, limit)
         try:
             return _lean_pass(text, file)
         except _UnusualError:
@@ -451,13 +452,21 @@ def load_bytes(raw: bytes, file: str) -> Document:
     return Document(builder.root, file, tables, text, tables)
 
 
-def read_limited(path: os.PathLike[str], display: str | None = None) -> bytes:
+def read_limited(
+    path: os.PathLike[str], display: str | None = None, *, limit: int = MAX_BYTES
+) -> bytes:
     """The file's bytes, at most one past the size limit (a 50 MB file costs 256 KiB)."""
     name = display if display is not None else os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO named like a YAML file must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            return _read_up_to(fd, MAX_BYTES + 1)
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise _refusal(name, "unreadable", "is a directory, not a file")
+            if not stat.S_ISREG(mode):
+                raise _refusal(name, "unreadable", "not a regular file (a FIFO, socket or device)")
+            return _read_up_to(fd, limit + 1)
         finally:
             os.close(fd)
     except FileNotFoundError as exc:
@@ -476,10 +485,10 @@ def _read_up_to(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def load_file(path: Path, display: str | None = None) -> Document:
+def load_file(path: Path, display: str | None = None, *, limit: int = MAX_BYTES) -> Document:
     """Read (within the size limit) and parse one file."""
     name = display if display is not None else str(path)
-    return load_bytes(read_limited(path, name), name)
+    return load_bytes(read_limited(path, name, limit=limit), name, limit=limit)
 
 
 def _refusal(file: str, code: str, message: str) -> ValidationError:

@@ -108,7 +108,7 @@ def test_a_signal_during_a_playbook_stops_it_and_interrupts(
 def test_a_playbook_left_by_a_killed_run_is_stopped_by_stop_leftovers(tmp_path: Path) -> None:
     run = spec(tmp_path)
     code = (
-        "import sys; from pathlib import Path; from gcmschange import runner; "
+        "import sys; from pathlib import Path; from gcmschange.execution import runner; "
         f"runner.run_playbook(runner.RunSpec(Path({str(run.playbook)!r}), "
         f"Path({str(run.inventory)!r}), Path({str(run.work_dir)!r})))"
     )

@@ -96,7 +96,7 @@ def _approve_planned(root: Path, tmp: Path) -> None:
 
 
 def _apply_runs(root: Path) -> None:
-    # The apply engine's audit events (gcmschange/apply.py), as it records them.
+    # The apply engine's audit events (gcmschange/apply/rollout.py), as it records them.
     run = {"run": "r1", "hosts": ["h"]}
     trail.record(root, "apply.started", change="CHG-SITE-0001", digest="d" * 64, details=run)
     trail.record(root, "apply.started", change="CHG-SITE-0002", digest="e" * 64, details=run)

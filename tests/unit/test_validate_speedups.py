@@ -69,10 +69,12 @@ def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = yamlsafe.read_limited
 
-    def counting(path: os.PathLike[str], display: str | None = None) -> bytes:
+    def counting(
+        path: os.PathLike[str], display: str | None = None, *, limit: int = yamlsafe.MAX_BYTES
+    ) -> bytes:
         if str(display).startswith("changes/"):  # not estate.yml and the like
             seen.append(str(display))
-        return real(path, display)
+        return real(path, display, limit=limit)
 
     monkeypatch.setattr(yamlsafe, "read_limited", counting)
     return seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -117,3 +118,19 @@ def test_unreadable_paths_are_problems(tmp_path: Path) -> None:
         yamlsafe.load_file(tmp_path / "nope.yaml", "nope.yaml")
     with pytest.raises(ValidationError, match="is a directory"):
         yamlsafe.load_file(tmp_path, "dir")
+
+
+def test_estate_files_are_read_as_validation_reads_them(tmp_path: Path) -> None:
+    """One YAML: `on` and dates mean in use what they meant when the schema checked them."""
+    from gcmschange.rules import estate
+
+    path = tmp_path / "vars.yml"
+    path.write_text("switch: on\nday: 2026-01-01\nanswer: no\n", encoding="utf-8")
+    assert estate._read_yaml(path) == {"switch": "on", "day": "2026-01-01", "answer": "no"}
+
+
+def test_a_fifo_named_like_yaml_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "CHG-X.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ValidationError, match="not a regular file"):
+        yamlsafe.load_file(fifo)

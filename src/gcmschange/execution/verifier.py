@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from gcmschange import proc
+from gcmschange import proc, yamlsafe
 from gcmschange.errors import ExternalError
-from gcmschange.rules.estate import Estate, Inventory
+from gcmschange.rules.estate import ESTATE_FILE_LIMIT, Estate, Inventory
 
 SCOPE_ENV = "GCMS_VERIFY_SCOPE"
 _HOST_ID = re.compile(r"\[ssh://([^\]]+)\]$")
@@ -68,7 +67,7 @@ def scope(
 
 def ssh_config_of(inventory: Inventory) -> Path | None:
     """The `-F FILE` the inventory gives ssh (the lab writes one), if any."""
-    data = yaml.safe_load(inventory.path.read_text(encoding="utf-8")) or {}
+    data = yamlsafe.load_file(inventory.path, limit=ESTATE_FILE_LIMIT).data or {}
     common = str(((data.get("all") or {}).get("vars") or {}).get("ansible_ssh_common_args", ""))
     args = shlex.split(common)
     for flag, value in itertools.pairwise(args):

@@ -16,8 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from gcmschange import yamlsafe
 from gcmschange.errors import InvalidInputError
 
 Security = Literal["none", "starttls", "ssl"]
@@ -35,10 +34,7 @@ class SmtpSettings:
 
 
 def _read(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
+    return yamlsafe.load_file(path).data
 
 
 def _smtp_section(root: Path) -> tuple[str, Any]:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gcmschange import yamlsafe
 from gcmschange.errors import InvalidInputError
 from gcmschange.model import BlastRadius, Host
 
@@ -88,17 +87,16 @@ def find_root(start: Path) -> Path:
     raise InvalidInputError(f"{start}: no estate.yml here or in any parent (use --repo PATH)")
 
 
+# Inventories of large fleets exceed a change request's limit many times over.
+ESTATE_FILE_LIMIT = 64 * 1024 * 1024
+
+
 def _read_yaml(path: Path, sources: list[str] | None = None) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-        if sources is not None:
-            sources.append(f"{path.name}\0{text}")
-        # libyaml's loader (PyYAML's wheels ship it): every verb reads the estate and inventories.
-        return yaml.load(text, Loader=yaml.CSafeLoader)
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"{path}: file not found") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot be read as YAML: {exc}") from exc
+    """Through the hardened loader, as validation reads it: what is checked is what is used."""
+    raw = yamlsafe.read_limited(path, limit=ESTATE_FILE_LIMIT)
+    if sources is not None:
+        sources.append(f"{path.name}\0{raw.decode('utf-8', errors='replace')}")
+    return yamlsafe.load_bytes(raw, str(path), limit=ESTATE_FILE_LIMIT).data
 
 
 def load_estate(root: Path) -> Estate:
