@@ -24,9 +24,9 @@ LESSER = re.compile(r"\b(LGPL|Lesser General Public|Library General Public)", re
 
 def _licence(dist: metadata.Distribution) -> str:
     meta = dist.metadata
-    expression = meta.get("License-Expression") or ""
+    expression = (meta.get_all("License-Expression") or [""])[0]
     classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if "License" in c]
-    text = (meta.get("License") or "").splitlines()[0:1]
+    text = (meta.get_all("License") or [""])[0].splitlines()[0:1]
     return expression or "; ".join(classifiers) or (text[0] if text else "") or "UNKNOWN"
 
 
