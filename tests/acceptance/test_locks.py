@@ -24,6 +24,8 @@ from gcmschange.apply import journal
 from gcmschange.audit import trail
 from gcmschange.cli import main
 
+S = journal.Step.parse
+
 CLI = [sys.executable, "-m", "gcmschange"]
 
 
@@ -90,7 +92,7 @@ def test_two_applies_at_once_exactly_one_takes_the_lock(
         def one_decided() -> bool:
             for cid in procs:
                 ep = journal.episode(journal.read(journal.path_of(repo, cid)))
-                lock = ep.closed("lock")
+                lock = ep.closed(S("lock"))
                 if lock is not None:
                     holders[cid] = lock.status
             return len(holders) == 2

@@ -279,7 +279,7 @@ def _kill_at(root: Path, change: str, step: str) -> int:
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if any(e.step == step and e.status == "begin" for e in journal.read(path)):
+            if any(str(e.step) == step and e.status == "begin" for e in journal.read(path)):
                 break
             time.sleep(0.05)
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 from gcmschange import gitrepo
 from gcmschange.apply import journal, locks, road
 from gcmschange.apply import waves as wv
+from gcmschange.apply.journal import Stage, Step
 from gcmschange.apply.push import push as deploy_push
 from gcmschange.audit import anchor, trail
 from gcmschange.errors import CancelledError, ExitCode, GcmsError, InvalidInputError
@@ -54,8 +55,8 @@ class Outcome:
     run: str
     kind: str  # apply, resume, rollback
     outcome: str  # applied, rolled_back, rollback_failed
-    steps: tuple[wv.Step, ...]
-    rollback: wv.Step | None = None
+    steps: tuple[wv.WaveResult, ...]
+    rollback: wv.WaveResult | None = None
     findings: tuple[Finding, ...] = ()  # idempotence: what a second run would still change
     emergency: bool = False
     locks_kept: tuple[str, ...] = ()
@@ -123,14 +124,14 @@ def new_job(
 def take_lock(job: wv.Job, store: locks.Store, *, adopt: bool) -> dict[str, str]:
     change = job.prepared.loaded.change
     refs = locks.refs_for(change.environment, change.systems)
-    job.journal.begin("lock", refs=list(refs))
+    job.journal.begin(Step(Stage.LOCK), refs=list(refs))
     try:
         holder = locks.new_holder(change.id)
         held = store.adopt(refs, holder) if adopt else store.acquire(refs, holder)
     except GcmsError as exc:
-        job.journal.failed("lock", reason=exc.message)
+        job.journal.failed(Step(Stage.LOCK), reason=exc.message)
         if not adopt:
-            job.journal.done("end", outcome="refused")
+            job.journal.done(Step(Stage.END), outcome="refused")
         trail.record(
             job.root,
             "lock.refused",
@@ -139,7 +140,7 @@ def take_lock(job: wv.Job, store: locks.Store, *, adopt: bool) -> dict[str, str]
             details={"locks": [locks.name_of(r) for r in refs], "reason": exc.message},
         )
         raise
-    job.journal.done("lock", refs=held)
+    job.journal.done(Step(Stage.LOCK), refs=held)
     trail.record(
         job.root,
         "lock.taken",
@@ -162,8 +163,8 @@ class Run:
     total_waves: int
     emergency: bool = False
     touched: list[str] = field(default_factory=list)
-    steps: list[wv.Step] = field(default_factory=list)
-    notified: set[str] = field(default_factory=set)
+    steps: list[wv.WaveResult] = field(default_factory=list)
+    notified: set[Step] = field(default_factory=set)
 
 
 def guarded(run: Run, body: Callable[[Run], Outcome]) -> Outcome:
@@ -172,7 +173,7 @@ def guarded(run: Run, body: Callable[[Run], Outcome]) -> Outcome:
         return body(run)
     except BaseException as exc:
         why = exc.message if isinstance(exc, GcmsError) else f"{type(exc).__name__}: {exc}"
-        run.job.journal.failed("interrupted", reason=why)
+        run.job.journal.failed(Step(Stage.INTERRUPTED), reason=why)
         trail.record(
             run.job.root,
             "apply.interrupted",
@@ -190,7 +191,7 @@ def guarded(run: Run, body: Callable[[Run], Outcome]) -> Outcome:
 
 
 def _notify(run: Run, phase: str) -> None:
-    step = f"notify-{phase}"
+    step = Step(Stage.NOTIFY, phase=phase)
     if step in run.notified:
         return
     run.job.journal.begin(step)
@@ -204,7 +205,7 @@ def _notify(run: Run, phase: str) -> None:
     run.notified.add(step)
 
 
-def record_step(run: Run, step: wv.Step) -> None:
+def record_step(run: Run, step: wv.WaveResult) -> None:
     run.steps.append(step)
     trail.record(
         run.job.root,
@@ -231,7 +232,7 @@ def forward(run: Run, plan: Sequence[wv.Wave]) -> Outcome:
         run.job.reporter.stage(f"wave {wave.number}/{total}{label}: {', '.join(wave.hosts)}")
         run.touched.extend(h for h in wave.hosts if h not in run.touched)
         step = wv.push_and_verify(
-            run.job, f"wave-{wave.number}", rendered, wave.hosts, threshold=run.threshold
+            run.job, Step.wave_pass(wave.number), rendered, wave.hosts, threshold=run.threshold
         )
         record_step(run, step)
         if wv.exceeded(step.bad, run.threshold):
@@ -249,7 +250,7 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
     job = run.job
     hosts = list(run.touched)
     job.reporter.stage(f"idempotence check: {', '.join(hosts)}")
-    job.journal.begin("idempotence", hosts=hosts)
+    job.journal.begin(Step(Stage.IDEMPOTENCE), hosts=hosts)
     folder = job.run_dir / "idempotence"
     result = deploy_push(
         job.root,
@@ -265,7 +266,7 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
     found = [Finding(c.host, c.task) for c in result.changes]
     found += [Finding(h, f"not checked: {why}") for h, why in result.failures.items()]
     findings = tuple(dict.fromkeys(found))
-    job.journal.done("idempotence", findings=[asdict(f) for f in findings])
+    job.journal.done(Step(Stage.IDEMPOTENCE), findings=[asdict(f) for f in findings])
     trail.record(
         job.root,
         "idempotence.checked",
@@ -281,16 +282,16 @@ def back(run: Run, reason: str) -> Outcome:
     """Roll back every host touched so far, verify them, and finish."""
     job = run.job
     hosts = list(run.touched)
-    job.journal.done("decision", rollback=True, reason=reason, hosts=hosts)
+    job.journal.done(Step(Stage.DECISION), rollback=True, reason=reason, hosts=hosts)
     job.reporter.stage(f"rolling back {', '.join(hosts) or 'nothing'}: {reason}")
     strategy = job.prepared.loaded.change.rollback
     playbook = strategy.playbook if strategy.strategy == "playbook" and strategy.playbook else ""
     if hosts:
         step = wv.push_and_verify(
-            job, "rollback", job.restore, hosts, threshold=len(hosts), playbook=playbook
+            job, Step(Stage.ROLLBACK), job.restore, hosts, threshold=len(hosts), playbook=playbook
         )
     else:
-        step = wv.Step("rollback", (), {}, (), (), ())
+        step = wv.WaveResult(Step(Stage.ROLLBACK), (), {}, (), (), ())
     ok = not step.bad and set(step.verified) == set(hosts)
     trail.record(
         job.root,
@@ -314,7 +315,7 @@ def _finish(
     run: Run,
     outcome: str,
     *,
-    rollback: wv.Step | None = None,
+    rollback: wv.WaveResult | None = None,
     findings: tuple[Finding, ...] = (),
     reason: str = "",
 ) -> Outcome:
@@ -322,7 +323,7 @@ def _finish(
     if outcome != ROLLBACK_FAILED:
         _notify(run, "completed" if outcome == APPLIED else "rolled_back")
     kept = _release(run) if outcome != ROLLBACK_FAILED else tuple(sorted(run.held))
-    job.journal.done("end", outcome=outcome, locks_kept=list(kept))
+    job.journal.done(Step(Stage.END), outcome=outcome, locks_kept=list(kept))
     result = Outcome(
         change=job.change_id,
         digest=job.prepared.digest,
@@ -368,11 +369,11 @@ def _anchor(run: Run) -> None:
 
 
 def _release(run: Run) -> tuple[str, ...]:
-    run.job.journal.begin("unlock", refs=run.held)
+    run.job.journal.begin(Step(Stage.UNLOCK), refs=run.held)
     try:
         lost = run.store.release(run.held)
     except GcmsError as exc:
-        run.job.journal.failed("unlock", reason=exc.message)
+        run.job.journal.failed(Step(Stage.UNLOCK), reason=exc.message)
         trail.record(
             run.job.root,
             "lock.release_failed",
@@ -381,7 +382,7 @@ def _release(run: Run) -> tuple[str, ...]:
             details={"reason": exc.message},
         )
         return tuple(sorted(run.held))
-    run.job.journal.done("unlock", lost=list(lost))
+    run.job.journal.done(Step(Stage.UNLOCK), lost=list(lost))
     return ()
 
 
@@ -389,7 +390,7 @@ def start(run: Run, kind: str, plan: Sequence[wv.Wave], **data: Any) -> None:
     job = run.job
     change = job.prepared.loaded.change
     job.journal.begin(
-        "run",
+        Step(Stage.RUN),
         kind=kind,
         digest=job.prepared.digest,
         base=job.base,

@@ -26,6 +26,7 @@ from typing import Any
 from gcmschange.apply import journal, locks, road, rollout
 from gcmschange.apply import waves as wv
 from gcmschange.apply import window as windows
+from gcmschange.apply.journal import Stage, Step
 from gcmschange.approvals import gate
 from gcmschange.audit import trail
 from gcmschange.errors import GcmsError, InvalidInputError, LockHeldError, ValidationError
@@ -143,7 +144,7 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
     if kind == "rollback" and not run.touched:
         run.touched = [h.name for h in prepared.loaded.targets]
     run.notified = {
-        e.step for e in ep.entries if e.step.startswith("notify-") and e.status == journal.DONE
+        e.step for e in ep.entries if e.step.stage is Stage.NOTIFY and e.status == journal.DONE
     }
     resumes = sorted({e.run for e in ep.entries})
     stopped = runner.stop_leftovers(change_dir(root, change.id))
@@ -174,30 +175,30 @@ def resume(root: Path, ref: str, options: Options | None = None) -> rollout.Outc
         return rollout.guarded(run, lambda r: _continue(r, ep))
 
 
-def _recheck(run: rollout.Run, cut: Sequence[wv.Wave]) -> wv.Step:
+def _recheck(run: rollout.Run, cut: Sequence[wv.Wave]) -> wv.WaveResult:
     """Finish the push a crash cut short, and verify every host touched before it."""
     hosts = [h for w in cut for h in w.hosts]
     run.job.reporter.stage(f"resume: checking {', '.join(run.touched)}")
     if hosts:
         return wv.push_and_verify(
             run.job,
-            "resume",
+            Step(Stage.RESUME),
             run.job.prepared.rendered,
             hosts,
             threshold=run.threshold,
             also_verify=run.touched,
         )
-    checked = wv.check(run.job, "resume", run.touched)
+    checked = wv.check(run.job, Step(Stage.RESUME), run.touched)
     failed = {h: "verification failed: " + ", ".join(t) for h, t in checked.failed.items()}
     verified = tuple(h for h in run.touched if h not in checked.failed)
-    return wv.Step("resume", tuple(run.touched), failed, (), (), verified)
+    return wv.WaveResult(Step(Stage.RESUME), tuple(run.touched), failed, (), (), verified)
 
 
 def _continue(run: rollout.Run, ep: journal.Episode) -> rollout.Outcome:
     plan = _plan_of(ep.start)
-    started = [w for w in plan if ep.began(f"wave-{w.number}-push")]
+    started = [w for w in plan if ep.began(Step.wave_pass(w.number).push)]
     if run.touched:
-        cut = [w for w in started if ep.closed(f"wave-{w.number}-push") is None]
+        cut = [w for w in started if ep.closed(Step.wave_pass(w.number).push) is None]
         step = _recheck(run, cut)
         rollout.record_step(run, step)
         if wv.exceeded(step.bad, run.threshold):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gcmschange.apply import push as deploy
-from gcmschange.apply.journal import Journal
+from gcmschange.apply.journal import Journal, Step
 from gcmschange.apply.road import Prepared
 from gcmschange.errors import InvalidInputError
 from gcmschange.execution import verifier
@@ -143,10 +143,10 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Step:
+class WaveResult:
     """What one push + verify did to its hosts."""
 
-    name: str  # "wave-2", "rollback", "resume"
+    name: Step  # the pass: a wave, the rollback, or resume's re-check
     hosts: tuple[str, ...]
     failed: dict[str, str]  # host -> why (push failure, or the failing tests)
     unreachable: tuple[str, ...]
@@ -171,10 +171,10 @@ def scrub(folder: Path, secrets: Sequence[str]) -> None:
 
 
 def push(
-    job: Job, step: str, rendered: RenderedSet, hosts: Sequence[str], *, playbook: str = ""
+    job: Job, step: Step, rendered: RenderedSet, hosts: Sequence[str], *, playbook: str = ""
 ) -> RunResult:
-    job.journal.begin(f"{step}-push", hosts=list(hosts))
-    folder = job.run_dir / step
+    job.journal.begin(step.push, hosts=list(hosts))
+    folder = job.run_dir / step.folder
     result = deploy.push(
         job.root,
         job.prepared.loaded.inventory.path,
@@ -188,7 +188,7 @@ def push(
     )
     scrub(folder, job.secrets)
     job.journal.done(
-        f"{step}-push",
+        step.push,
         hosts=list(hosts),
         failed=result.failures,
         unreachable=list(result.unreachable),
@@ -197,16 +197,16 @@ def push(
     return result
 
 
-def check(job: Job, step: str, hosts: Sequence[str]) -> verifier.VerifyResult:
+def check(job: Job, step: Step, hosts: Sequence[str]) -> verifier.VerifyResult:
     """The change's verification tests on `hosts`, each file on its systems' hosts only."""
     loaded = job.prepared.loaded
     by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
-    job.journal.begin(f"{step}-verify", hosts=list(hosts), tests=sorted(by_test))
-    folder = job.run_dir / step / "verify"
+    job.journal.begin(step.verify, hosts=list(hosts), tests=sorted(by_test))
+    folder = job.run_dir / step.folder / "verify"
     result = verifier.run(job.root, by_test, job.ssh_config, folder)
     scrub(folder, job.secrets)
     job.journal.done(
-        f"{step}-verify",
+        step.verify,
         hosts=list(hosts),
         failed={h: list(t) for h, t in result.failed.items()},
     )
@@ -215,14 +215,14 @@ def check(job: Job, step: str, hosts: Sequence[str]) -> verifier.VerifyResult:
 
 def push_and_verify(
     job: Job,
-    step: str,
+    step: Step,
     rendered: RenderedSet,
     hosts: Sequence[str],
     *,
     threshold: int,
     also_verify: Sequence[str] = (),
     playbook: str = "",
-) -> Step:
+) -> WaveResult:
     """Push to `hosts`, then verify them (and `also_verify`) unless the push already failed."""
     result = push(job, step, rendered, hosts, playbook=playbook)
     failed = dict(result.failures)
@@ -234,4 +234,6 @@ def push_and_verify(
         for host, tests in checked.failed.items():
             failed.setdefault(host, "verification failed: " + ", ".join(tests))
         verified = tuple(h for h in candidates if h not in checked.failed)
-    return Step(step, tuple(hosts), failed, result.unreachable, result.changed_hosts, verified)
+    return WaveResult(
+        step, tuple(hosts), failed, result.unreachable, result.changed_hosts, verified
+    )
