@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from gcmschange.cli import app
+from gcmschange.cli import app, helptext
 
 # Root options that take a value, so the verb can be found without parsing everything.
 _VALUED_OPTIONS = {"--repo", "--output"}
@@ -30,11 +30,14 @@ def _load_verbs(argv: Sequence[str] = ()) -> None:
     # their heavy dependencies (ansible-runner, testinfra) inside commands so --help and
     # validate stay fast. A verb with a module of its own name loads only that module, so
     # one module's import cost (pytest via testinfra, say) never slows another verb.
-    names = [info.name for info in pkgutil.iter_modules(__path__) if info.name != "app"]
+    names = [
+        info.name for info in pkgutil.iter_modules(__path__) if info.name not in {"app", "helptext"}
+    ]
     verb = _verb(argv)
     for name in [verb] if verb in names else names:
         importlib.import_module(f"{__name__}.{name}")
     app.add_missing_verbs()
+    helptext.attach(app.root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,8 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,8 +19,10 @@ from typing import Any, TypeVar
 import click
 
 from gcmschange import __version__
+from gcmschange.apply.locks import DEFAULT_REMOTE
 from gcmschange.errors import ExitCode, GcmsError, NotAvailableError, Problem
 from gcmschange.execution import accel
+from gcmschange.execution.runner import Progress
 from gcmschange.rules.estate import find_root
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +51,63 @@ def output_option(func: F) -> F:
         default=None,
         help="Output format (overrides the global --output).",
     )(func)
+
+
+def remote_option(func: F) -> F:
+    """`--remote` (or GCMS_REMOTE): the git remote that holds locks and audit anchors."""
+    return click.option(
+        "--remote",
+        default=DEFAULT_REMOTE,
+        envvar="GCMS_REMOTE",
+        show_envvar=True,
+        show_default=True,
+        help="Git remote that holds the locks and the audit anchors.",
+    )(func)
+
+
+def out_option(what: str, *, required: bool = True, dir_okay: bool = False) -> Callable[[F], F]:
+    """`-o/--out`, the same on every verb that writes a file or a folder."""
+    return click.option(
+        "-o",
+        "--out",
+        "out",
+        type=click.Path(dir_okay=dir_okay, file_okay=not dir_okay, path_type=Path),
+        required=required,
+        help=what,
+    )
+
+
+def apply_options(*, base: bool = True) -> Callable[[F], F]:
+    """The options every verb of the apply family takes, in one place and one order."""
+
+    def decorate(func: F) -> F:
+        func = remote_option(accelerate_option(output_option(func)))
+        if base:
+            func = click.option(
+                "--base", default=None, help="Revision whose estate is the previous config."
+            )(func)
+        return func
+
+    return decorate
+
+
+@contextmanager
+def live_progress(label: str, enabled: bool) -> Iterator[Progress | None]:
+    """A one-line live display on stderr of the host and task a long run is at."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    seen: set[str] = set()
+    with console.status(f"{label}: starting ansible") as status:
+
+        def update(host: str, task: str, state: str) -> None:
+            seen.add(host)
+            status.update(f"{label}: {len(seen)} host(s) answered; {host}: {task} ({state})")
+
+        yield update
 
 
 def accelerate_option(func: F) -> F:
@@ -105,6 +165,8 @@ def problems_json(problems: Sequence[Problem]) -> list[dict[str, Any]]:
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
+    envvar="GCMS_REPO",
+    show_envvar=True,
     help="The GitOps repository (default: the nearest directory holding estate.yml).",
 )
 @click.option(
@@ -128,6 +190,12 @@ def root(click_ctx: click.Context, repo: Path | None, output: str) -> None:
       5   apply failed and rollback FAILED: the fleet needs a person now
       6   incomplete: some hosts could not be reached
       130 interrupted
+
+    \b
+    Environment: GCMS_REPO (--repo), GCMS_REMOTE (--remote), GCMS_ACCELERATE=true
+    (--accelerate), GCMS_DEBUG=1 (tracebacks of internal errors).
+    Shell completion: eval "$(_GCMSCHANGE_COMPLETE=bash_source gcmschange)" in ~/.bashrc
+    (zsh_source and fish_source for those shells).
     """
     click_ctx.obj = Context(repo, output)
 

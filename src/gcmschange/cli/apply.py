@@ -83,23 +83,9 @@ def _report(ctx: app.Context, result: rollout.Outcome) -> int:
     return int(result.exit_code)
 
 
-_base_opt = click.option(
-    "--base", default=None, help="Revision whose estate is the previous config."
-)
-_remote_opt = click.option(
-    "--remote",
-    default=locks.DEFAULT_REMOTE,
-    show_default=True,
-    help="Git remote that holds the locks.",
-)
-
-
 @app.root.command("apply", help=app.VERBS["apply"])
 @click.argument("change")
-@_base_opt
-@_remote_opt
-@app.accelerate_option
-@app.output_option
+@app.apply_options()
 def apply_cmd(
     change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
 ) -> int:
@@ -109,10 +95,7 @@ def apply_cmd(
 
 @app.root.command("run", help=app.VERBS["run"])
 @click.argument("change")
-@_base_opt
-@_remote_opt
-@app.accelerate_option
-@app.output_option
+@app.apply_options()
 def run_cmd(
     change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
 ) -> int:
@@ -147,10 +130,7 @@ def run_cmd(
 
 @app.root.command("rollback", help=app.VERBS["rollback"])
 @click.argument("change")
-@_base_opt
-@_remote_opt
-@app.accelerate_option
-@app.output_option
+@app.apply_options()
 def rollback_cmd(
     change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
 ) -> int:
@@ -160,9 +140,7 @@ def rollback_cmd(
 
 @app.root.command("resume", help=app.VERBS["resume"])
 @click.argument("change")
-@_remote_opt
-@app.accelerate_option
-@app.output_option
+@app.apply_options(base=False)
 def resume_cmd(change: str, remote: str, accelerate: bool, verb_output: str | None) -> int:
     ctx = app.get_context(verb_output)
     return _report(ctx, engine.resume(ctx.repo, change, _options(ctx, None, remote, accelerate)))
@@ -185,7 +163,7 @@ def status_cmd(change: str, verb_output: str | None) -> None:
 
 
 @app.root.command("locks", help=app.VERBS["locks"])
-@_remote_opt
+@app.remote_option
 @app.output_option
 def locks_cmd(remote: str, verb_output: str | None) -> None:
     ctx = app.get_context(verb_output)
@@ -198,7 +176,7 @@ def locks_cmd(remote: str, verb_output: str | None) -> None:
 @app.root.command("unlock", help=app.VERBS["unlock"])
 @click.argument("lock")
 @click.option("--reason", required=True, help="Why the lock is forced (recorded in the audit).")
-@_remote_opt
+@app.remote_option
 @app.output_option
 def unlock_cmd(lock: str, reason: str, remote: str, verb_output: str | None) -> None:
     ctx = app.get_context(verb_output)

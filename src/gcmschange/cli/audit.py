@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from gcmschange.apply import locks
 from gcmschange.audit import anchor as audit_anchor
 from gcmschange.audit import trail
 from gcmschange.cli import app
@@ -54,7 +53,7 @@ def verify(remote: str | None, require_anchor: bool, verb_output: str | None) ->
 
 
 @audit_group.command("anchor")
-@click.option("--remote", default=locks.DEFAULT_REMOTE, show_default=True, help="Git remote.")
+@app.remote_option
 @app.output_option
 def anchor(remote: str, verb_output: str | None) -> None:
     """Anchor the log, head and content, on a git remote.

@@ -43,14 +43,7 @@ def _write(path: Path, data: bytes) -> None:
 
 @app.root.command("calendar", help=app.VERBS["calendar"])
 @click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the iCalendar (RFC 5545) file here.",
-)
+@app.out_option("Write the iCalendar (RFC 5545) file here.", required=False)
 @click.option("--strict", is_flag=True, help="Exit 1 when any conflict is found.")
 @app.output_option
 def calendar(

@@ -49,7 +49,8 @@ def drift_cmd(
     ctx = app.get_context(verb_output)
     ci = env.from_environ()
     wanted = tuple(s.strip() for s in systems.split(",") if s.strip())
-    report = drift.check_drift(ctx.repo, environment, wanted)
+    with app.live_progress(f"drift {environment}", ctx.output == "text") as progress:
+        report = drift.check_drift(ctx.repo, environment, wanted, progress=progress)
     drift.record_audit(ctx.repo, report, actor=ci.actor, ci=ci.audit_details())
     if junit_file is not None:
         junit_file.write_text(drift.junit_report(report), encoding="utf-8")

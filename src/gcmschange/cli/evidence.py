@@ -34,14 +34,7 @@ def evidence_group() -> None:
 
 @evidence_group.command("build")
 @click.argument("change")
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The bundle to write (default: evidence-CHANGE.tar.gz here).",
-)
+@app.out_option("The bundle to write (default: evidence-CHANGE.tar.gz here).", required=False)
 @app.output_option
 def build(*, change: str, out: Path | None, verb_output: str | None) -> None:
     """Bundle the request, plan, runs, approvals, audit slice and timings, with a manifest."""

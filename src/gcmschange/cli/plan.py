@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import click
 
 from gcmschange.cli import app
-from gcmschange.execution.runner import Progress
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress | None]:
-    """A one-line live display on stderr of the host and task the run is at."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    seen: set[str] = set()
-    with console.status("planning: starting ansible") as status:
-
-        def update(host: str, task: str, state: str) -> None:
-            seen.add(host)
-            status.update(f"planning: {len(seen)} host(s) answered; {host}: {task} ({state})")
-
-        yield update
 
 
 @app.root.command("plan")
@@ -53,7 +30,7 @@ def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
 
     ctx = app.get_context(verb_output)
     output = ctx.output
-    with _progress(output == "text") as progress:
+    with app.live_progress("planning", output == "text") as progress:
         result = check.run_plan(ctx.repo, change, progress=progress, accelerate=accelerate)
     click.echo(report.report(result, output))
     if not result.complete and output != "json":

@@ -18,11 +18,8 @@ from gcmschange.render.diff import ConfigDiff
 @app.root.command("render")
 @click.argument("change")
 @click.option("--env", "environment", default=None, help="Environment (default: the change's).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output directory (default: .gcmschange/changes/<id>/rendered).",
+@app.out_option(
+    "Output directory (default: .gcmschange/changes/<id>/rendered).", required=False, dir_okay=True
 )
 @click.option(
     "--base",

@@ -24,13 +24,8 @@ def _moment(value: str | None) -> datetime | None:
 
 
 @app.root.command("site", help=app.VERBS["site"])
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write the site into (created if missing; our files are replaced).",
+@app.out_option(
+    "Folder to write the site into (created if missing; our files are replaced).", dir_okay=True
 )
 @click.option("--now", "now", default=None, help="Build as of this time (ISO 8601, with zone).")
 @click.option(

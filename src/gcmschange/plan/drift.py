@@ -24,7 +24,7 @@ from gcmschange.apply import push, road
 from gcmschange.audit import trail
 from gcmschange.errors import ExitCode, InvalidInputError
 from gcmschange.execution import verifier
-from gcmschange.execution.runner import RunResult, TaskChange
+from gcmschange.execution.runner import Progress, RunResult, TaskChange
 from gcmschange.paths import state_dir
 from gcmschange.rules.estate import Estate, Inventory, load_estate, load_inventory
 
@@ -144,6 +144,7 @@ def check_drift(
     systems: Sequence[str] = (),
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress | None = None,
 ) -> DriftReport:
     """Check every host of `environment` (or of `systems`) against the estate in git."""
     estate = load_estate(root)
@@ -154,8 +155,19 @@ def check_drift(
     now = clock().astimezone(UTC)
     run_dir = _run_dir(root, environment, now)
     rendered = road.baseline(root, environment)
-    run = push.push(root, inventory.path, rendered, run_dir, hosts=hosts, check=True, diff=True)
+    run = push.push(
+        root,
+        inventory.path,
+        rendered,
+        run_dir,
+        hosts=hosts,
+        check=True,
+        diff=True,
+        progress=progress,
+    )
     reachable = [h for h in hosts if h in run.hosts and h not in run.unreachable]
+    if progress is not None:
+        progress(f"{len(reachable)} reachable", "verification tests", "running")
     failed_tests = _verify(root, estate, inventory, reachable, run_dir / "verify")
     where = str((run_dir / "rendered").resolve())
     report = DriftReport(
