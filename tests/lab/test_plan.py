@@ -15,6 +15,7 @@ from gcmschange.audit.trail import read_events
 from gcmschange.cli import main
 from gcmschange.plan.check import load_plan
 from gcmschange.rules.estate import load_inventory
+from tests.conftest import ESTATE
 from tests.lab.conftest import LabFactory
 
 pytestmark = pytest.mark.lab
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.lab
 TLS_CHANGE = "CHG-LAB-0002"
 # The gateways' standard TLS setting, as a change: hosts at the baseline already have it.
 NO_OP_CHANGE = (
-    (Path(__file__).resolve().parents[2] / "changes" / f"{TLS_CHANGE}.yaml")
+    (ESTATE / "changes" / f"{TLS_CHANGE}.yaml")
     .read_text(encoding="utf-8")
     .replace(TLS_CHANGE, "CHG-LAB-0951")
     .replace('tls_protocols: "TLSv1.3"', 'tls_protocols: "TLSv1.2 TLSv1.3"')
