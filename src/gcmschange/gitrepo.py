@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -303,3 +304,79 @@ def chain_messages(root: Path, sha: str) -> list[str]:
     if code != 0:
         raise ExternalError(f"{root}: cannot read the commits of {sha[:12]}: {err.strip()}")
     return [m.strip() for m in out.split("\0") if m.strip()]
+
+
+# --- trusted history (used by rules.trusted and the gate) ---
+
+
+def files_at(root: Path, rev: str, names: Sequence[str]) -> dict[str, bytes]:
+    """The regular files at `rev` under each of `names` (a file or a folder), by path."""
+    repo = _repo(root)
+    try:
+        tree = repo.commit(rev).tree
+    except (git.BadName, git.BadObject, ValueError) as exc:
+        raise ExternalError(f"{root}: no revision {rev}") from exc
+    found: dict[str, bytes] = {}
+    for name in names:
+        try:
+            item = tree / name
+        except KeyError:
+            continue
+        blobs = [item] if isinstance(item, git.Blob) else []
+        if isinstance(item, git.Tree):
+            blobs = [b for b in item.traverse() if isinstance(b, git.Blob)]
+        for blob in blobs:
+            if blob.mode & 0o170000 == 0o100000:  # regular files: links are not followed
+                found[str(blob.path)] = blob.data_stream.read()
+    return found
+
+
+def first_parent_line(root: Path, base: str, head: str) -> list[str]:
+    """Commits on `head`'s first-parent line after `base`, oldest first."""
+    code, out, err = _git(root, "rev-list", "--first-parent", "--reverse", f"{base}..{head}")
+    if code != 0:
+        raise ExternalError(f"{root}: cannot list {base[:12]}..{head}: {err.strip()}")
+    return out.split()
+
+
+def arrival(root: Path, head: str, path: str) -> str | None:
+    """The commit on `head`'s first-parent line that brought `path` in (a merge or a direct
+    commit), or None when `path` is not in `head`'s history."""
+    code, out, _err = _git(
+        root, "log", "--first-parent", "--diff-filter=A", "--format=%H", head, "--", path
+    )
+    shas = out.split() if code == 0 else []
+    return shas[-1] if shas else None
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+    why: str  # "author of 1a2b3c4d5e6f" / "committer of …"
+
+
+def people_of(root: Path, revs: str, path: str) -> list[Person]:
+    """Every author and committer of every commit in `revs` (a commit's history, or a range
+    `a..b`) that touched `path`."""
+    fmt = "%H%x00%an%x00%ae%x00%cn%x00%ce"
+    code, out, err = _git(root, "log", f"--format={fmt}", revs, "--", path)
+    if code != 0:
+        raise ExternalError(f"{root}: cannot read the history of {path}: {err.strip()}")
+    found: list[Person] = []
+    for line in out.splitlines():
+        parts = line.split("\0")
+        if len(parts) != 5:
+            continue
+        sha, an, ae, cn, ce = parts
+        found.append(Person(an, ae, f"authored {sha[:12]}, which touched {path}"))
+        found.append(Person(cn, ce, f"committed {sha[:12]}, which touched {path}"))
+    return found
+
+
+def commit_time(root: Path, sha: str) -> datetime:
+    """When `sha` was committed (on a protected branch: when it landed there)."""
+    try:
+        return _repo(root).commit(sha).committed_datetime.astimezone(UTC)
+    except (git.BadName, git.BadObject, ValueError) as exc:
+        raise ExternalError(f"{root}: no commit {sha}") from exc

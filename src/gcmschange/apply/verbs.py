@@ -100,6 +100,7 @@ class Options:
     base: str | None = None  # the revision whose estate is the previous config (HEAD)
     accelerate: bool = False
     now: datetime | None = None  # the clock, for the gate and the window
+    trust_ref: str | None = None  # where the rules come from (default: rules.trusted.resolve)
 
 
 def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
@@ -107,7 +108,7 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     opts = options or Options()
     prepared = validated(root, ref, opts.now)
     change = prepared.loaded.change
-    gate.require_gate(root, change, prepared.digest, opts.now)
+    gate.require_gate(root, change, prepared.digest, now=opts.now, trust_ref=opts.trust_ref)
     checked = windows.require(root, change, prepared.digest, opts.now)
     plan = wv.plan(prepared.loaded.targets, change.rollout)
     restore, base_sha = rollout.restore_set(root, prepared.loaded, opts.base or "HEAD")

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from gcmschange import gitrepo
 from gcmschange.apply.reviews import ReviewStatus, owe_review, owed_reviews, review_status
+from gcmschange.approvals import governance
 from gcmschange.approvals.statements import (
     BENIGN,
     VALID,
@@ -25,9 +26,10 @@ from gcmschange.approvals.statements import (
 from gcmschange.audit import trail
 from gcmschange.errors import GateRefusedError
 from gcmschange.model import ChangeRequest
-from gcmschange.rules.approvers import Approvers, load_approvers
+from gcmschange.rules import trusted
+from gcmschange.rules.approvers import Approvers
 from gcmschange.rules.estate import load_estate
-from gcmschange.rules.policy import load_policy, required_roles
+from gcmschange.rules.policy import required_roles
 
 
 class ApprovalSource(Protocol):
@@ -49,6 +51,7 @@ class GateResult:
     change: str
     environment: str
     digest: str
+    trust_ref: str  # the commit the rules were read from, and why it is trusted
     passed: bool
     required: tuple[str, ...]
     satisfied: dict[str, str]  # role -> the principal counted for it
@@ -63,34 +66,41 @@ def now_utc(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
 
-def load_approvers_for(root: Path) -> Approvers:
-    return load_approvers(root, frozenset(load_estate(root).systems))
+def rules_in_force(
+    root: Path, change_path: str | None, now: datetime, trust_ref: str | None = None
+) -> governance.Outcome:
+    """The rules to judge with: the trust ref's, then each governance-approved version."""
+    trust = trusted.resolve(root, change_path, trust_ref)
+    return governance.in_force(root, trust, frozenset(load_estate(root).systems), now)
 
 
 def requesters(root: Path, change: ChangeRequest, approvers: Approvers) -> dict[str, str]:
-    """Who counts as the requester: the named one, and the last author of the change file."""
+    """Who counts as the requester, and so may not approve: the named requester, and every
+    author and committer of every commit that touched the change file (a commit made under
+    another person's name still has its committer, and nobody can approve their own edit)."""
     found = {change.requester: f"{change.requester} requested {change.id}"}
     named = approvers.identify(change.requester)
     if named:
         found[named] = found.pop(change.requester)
-    author = gitrepo.last_author(root, Path(change.path)) if change.path else None
-    if author is not None:
-        who = approvers.identify(author.email, author.name)
-        if who and who not in found:
-            found[who] = f"{who} authored the last commit touching {change.path}"
+    if change.path and gitrepo.is_repo(root) and gitrepo.resolve_commit(root, "HEAD"):
+        for person in gitrepo.people_of(root, "HEAD", change.path):
+            who = approvers.identify(person.email, person.name)
+            if who and who not in found:
+                found[who] = f"{who} {person.why}"
     return found
 
 
 def expectation(
-    root: Path, change: ChangeRequest, digest: str, now: datetime, approvers: Approvers
+    root: Path, change: ChangeRequest, digest: str, now: datetime, rules: trusted.Rules
 ) -> Expectation:
     return Expectation(
         change=change.id,
         environment=change.environment,
         digest=digest,
         now=now,
-        max_days=load_policy(root).approval_expiry_days,
-        requesters=requesters(root, change, approvers),
+        max_days=rules.policy.approval_expiry_days,
+        requesters=requesters(root, change, rules.approvers),
+        skew=rules.policy.clock_skew,
     )
 
 
@@ -98,14 +108,15 @@ def collect(
     root: Path,
     change: ChangeRequest,
     digest: str,
+    rules: trusted.Rules,
+    *,
     now: datetime | None = None,
     sources: tuple[ApprovalSource, ...] | None = None,
 ) -> tuple[Verdict, ...]:
     """Every approval of `change` from every source, each with its verdict."""
-    approvers = load_approvers_for(root)
-    want = expectation(root, change, digest, now_utc(now), approvers)
+    want = expectation(root, change, digest, now_utc(now), rules)
     chosen = sources if sources is not None else tuple(SOURCES.values())
-    return tuple(v for source in chosen for v in source.collect(root, approvers, want))
+    return tuple(v for source in chosen for v in source.collect(root, rules.approvers, want))
 
 
 def _match(required: tuple[str, ...], verdicts: tuple[Verdict, ...]) -> dict[str, str]:
@@ -165,20 +176,28 @@ def check_gate(
     root: Path,
     change: ChangeRequest,
     digest: str,
+    *,
     now: datetime | None = None,
     sources: tuple[ApprovalSource, ...] | None = None,
+    trust_ref: str | None = None,
 ) -> GateResult:
-    """Decide whether `change` at `digest` may run; a pure check, nothing is recorded."""
+    """Decide whether `change` at `digest` may run; a pure check, nothing is recorded.
+
+    The approvers and policy are the rules in force (`rules_in_force`), never the working
+    tree's unless a governance approval put them in force."""
     moment = now_utc(now)
-    policy = load_policy(root)
+    in_force = rules_in_force(root, change.path or None, moment, trust_ref)
+    policy = in_force.rules.policy
     required = required_roles(policy, change)
-    verdicts = collect(root, change, digest, moment, sources)
-    satisfied, missing, reasons = _decide(required, verdicts)
+    verdicts = collect(root, change, digest, in_force.rules, now=moment, sources=sources)
+    satisfied, missing, decided = _decide(required, verdicts)
+    reasons = (*in_force.reasons, *decided)
     owed = owed_reviews(root).get(change.id)
     return GateResult(
         change=change.id,
         environment=change.environment,
         digest=digest,
+        trust_ref=in_force.trust.describe(),
         passed=not reasons,
         required=required,
         satisfied=satisfied,
@@ -199,12 +218,15 @@ def require_gate(
     root: Path,
     change: ChangeRequest,
     digest: str,
+    *,
     now: datetime | None = None,
     sources: tuple[ApprovalSource, ...] | None = None,
+    trust_ref: str | None = None,
 ) -> GateResult:
     """`check_gate`, recorded in the audit log; raise `GateRefusedError` when refused."""
-    result = check_gate(root, change, digest, now, sources)
+    result = check_gate(root, change, digest, now=now, sources=sources, trust_ref=trust_ref)
     details = {
+        "trust_ref": result.trust_ref,
         "required": list(result.required),
         "satisfied": result.satisfied,
         "missing": list(result.missing),

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from gcmschange import gitrepo
-from gcmschange.approvals import sshsig
-from gcmschange.approvals.gate import load_approvers_for, now_utc, requesters
+from gcmschange.approvals import governance, sshsig
+from gcmschange.approvals.gate import now_utc, requesters, rules_in_force
 from gcmschange.approvals.statements import (
     REVIEW_ROLE,
     REVIEWER_ROLE,
@@ -24,8 +24,10 @@ from gcmschange.approvals.statements import (
 from gcmschange.audit import trail
 from gcmschange.errors import GateRefusedError, UsageError
 from gcmschange.model import ChangeRequest
+from gcmschange.rules import trusted
 from gcmschange.rules.approvers import Approver, Approvers
-from gcmschange.rules.policy import load_policy, required_roles
+from gcmschange.rules.estate import load_estate
+from gcmschange.rules.policy import required_roles
 
 DEFAULT_EXPIRY = timedelta(days=3)
 
@@ -101,10 +103,12 @@ def approve(
     expires: timedelta = DEFAULT_EXPIRY,
     comment: str = "",
     now: datetime | None = None,
+    trust_ref: str | None = None,
 ) -> Granted:
-    """Sign and commit an approval of `change` at `digest` with the private `key`."""
-    approvers = load_approvers_for(root)
-    policy = load_policy(root)
+    """Sign and commit an approval of `change` at `digest` with the private `key`, judged by
+    the rules in force (never by the working tree's, unless governance put them in force)."""
+    rules = rules_in_force(root, change.path or None, now_utc(now), trust_ref).rules
+    approvers, policy = rules.approvers, rules.policy
     who = _signer(approvers, key)
     if who is None:
         raise _refuse(root, change, digest, f"the key {key} is not in the approvers file")
@@ -154,3 +158,68 @@ def approve(
         },
     )
     return Granted(statement, file, str(sig_path.relative_to(root)), sha)
+
+
+def approve_governance(
+    root: Path,
+    key: Path,
+    *,
+    expires: timedelta = DEFAULT_EXPIRY,
+    comment: str = "",
+    now: datetime | None = None,
+    trust_ref: str | None = None,
+) -> Granted:
+    """Approve the working tree's rules (approvers, policy.yml, catalogue/) as a governance
+    change, signed under the rules in force before it."""
+    moment = now_utc(now)
+    trust = trusted.resolve(root, None, trust_ref)
+    before = governance.in_force(root, trust, frozenset(load_estate(root).systems), moment)
+    proposed = trusted.in_tree(root)
+    rules = before.rules
+    role = rules.policy.governance.role
+    why: str | None = None
+    if proposed.digest == rules.ruleset.digest:
+        why = "the working tree's rules are already the rules in force: nothing to approve"
+    who = _signer(rules.approvers, key)
+    if why is None and who is None:
+        why = f"the key {key} is not in the approvers in force ({before.trust.describe()})"
+    elif why is None and who is not None and role not in who.roles:
+        why = f"{who.principal} does not hold the governance role {role!r}"
+    elif why is None and who is not None:
+        authors = governance.requesters(root, rules.approvers, before.trust.sha, trusted.TREE)
+        if who.principal in authors:
+            why = f"self-approval: {authors[who.principal]}"
+    if why is None and expires > timedelta(days=rules.policy.approval_expiry_days):
+        why = f"an expiry beyond the policy maximum of {rules.policy.approval_expiry_days} days"
+    if why is not None or who is None:
+        trail.record(root, "governance.refused", outcome="refused", details={"reason": why})
+        raise GateRefusedError(f"governance approval refused: {why}")
+    statement = Statement(
+        governance.GOVERNANCE,
+        proposed.digest,
+        governance.ALL_ENVIRONMENTS,
+        who.principal,
+        role,
+        utc_text(moment),
+        utc_text(moment + expires),
+        new_nonce(),
+        comment,
+    )
+    json_path, sig_path = write_signed(root, statement, key)
+    changed = ", ".join(proposed.differing(rules.ruleset))
+    sha = gitrepo.commit_paths(
+        root,
+        [json_path, sig_path],
+        f"Approve the rules change ({changed}) as {role} ({who.principal}), "
+        f"rules digest {proposed.digest[:12]}",
+    )
+    trail.record(
+        root,
+        "governance.approved",
+        digest=proposed.digest,
+        actor=who.principal,
+        details={"files": changed, "trust_ref": before.trust.describe(), "commit": sha},
+    )
+    return Granted(
+        statement, str(json_path.relative_to(root)), str(sig_path.relative_to(root)), sha
+    )

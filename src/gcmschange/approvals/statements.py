@@ -11,7 +11,7 @@ import json
 import secrets
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ WRONG_ENVIRONMENT = "wrong-environment"
 REPLAYED_NONCE = "replayed-nonce"
 STALE = "stale"
 EXPIRED = "expired"
+NOT_YET_VALID = "not-yet-valid"
 SELF_APPROVAL = "self-approval"
 ROLE_NOT_HELD = "role-not-held"
 # Stale and expired approvals are history; every other failure means someone went around
@@ -152,6 +153,7 @@ class Expectation:
     now: datetime
     max_days: int
     requesters: dict[str, str]  # principal -> why they count as the requester
+    skew: timedelta = timedelta(minutes=5)  # how far clocks may disagree
 
 
 def _signer(approvers: Approvers, text: str, sig: Path) -> tuple[str, str | None]:
@@ -199,7 +201,18 @@ def _content_check(
             f"approved digest {st.digest[:12]}, the change is now at {want.digest[:12]} "
             "(something it covers changed since)",
         ),
+        (
+            issued > want.now + want.skew,
+            NOT_YET_VALID,
+            f"issued {st.issued}, in the future (clock skew allowed: {want.skew})",
+        ),
         (expires <= want.now and not review, EXPIRED, f"expired at {st.expires}"),
+        (
+            expires - want.now > timedelta(days=want.max_days) + want.skew and not review,
+            EXPIRED,
+            f"valid until {st.expires}, more than {want.max_days} days from now "
+            "(the policy's limit)",
+        ),
         (
             (expires - issued).days > want.max_days and not review,
             EXPIRED,

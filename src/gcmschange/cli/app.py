@@ -65,6 +65,19 @@ def remote_option(func: F) -> F:
     )(func)
 
 
+def trust_ref_option(func: F) -> F:
+    """`--trust-ref`: the commit whose rules (approvers, policy, catalogue) are trusted."""
+    return click.option(
+        "--trust-ref",
+        "trust_ref",
+        default=None,
+        metavar="REV",
+        help="Read approvers, policy.yml and catalogue/ as at this commit (default: the target "
+        "branch at the merge base, or the default branch before the change arrived; "
+        "also GCMS_TRUST_REF).",
+    )(func)
+
+
 def out_option(what: str, *, required: bool = True, dir_okay: bool = False) -> Callable[[F], F]:
     """`-o/--out`, the same on every verb that writes a file or a folder."""
     return click.option(
@@ -81,7 +94,7 @@ def apply_options(*, base: bool = True) -> Callable[[F], F]:
     """The options every verb of the apply family takes, in one place and one order."""
 
     def decorate(func: F) -> F:
-        func = remote_option(accelerate_option(output_option(func)))
+        func = trust_ref_option(remote_option(accelerate_option(output_option(func))))
         if base:
             func = click.option(
                 "--base", default=None, help="Revision whose estate is the previous config."

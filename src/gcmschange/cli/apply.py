@@ -38,9 +38,13 @@ class TextProgress:
         self.console.print(f"    {host:<16} [{colour.get(status, 'white')}]{status:<11}[/] {task}")
 
 
-def _options(ctx: app.Context, base: str | None, remote: str, accelerate: bool) -> engine.Options:
+def _options(
+    ctx: app.Context, base: str | None, remote: str, accelerate: bool, trust_ref: str | None
+) -> engine.Options:
     reporter = TextProgress() if ctx.output == "text" else None
-    return engine.Options(reporter=reporter, remote=remote, base=base, accelerate=accelerate)
+    return engine.Options(
+        reporter=reporter, remote=remote, base=base, accelerate=accelerate, trust_ref=trust_ref
+    )
 
 
 def _describe(result: rollout.Outcome) -> str:
@@ -87,22 +91,36 @@ def _report(ctx: app.Context, result: rollout.Outcome) -> int:
 @click.argument("change")
 @app.apply_options()
 def apply_cmd(
-    change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
+    *,
+    change: str,
+    base: str | None,
+    remote: str,
+    accelerate: bool,
+    trust_ref: str | None,
+    verb_output: str | None,
 ) -> int:
     ctx = app.get_context(verb_output)
-    return _report(ctx, engine.apply(ctx.repo, change, _options(ctx, base, remote, accelerate)))
+    return _report(
+        ctx, engine.apply(ctx.repo, change, _options(ctx, base, remote, accelerate, trust_ref))
+    )
 
 
 @app.root.command("run", help=app.VERBS["run"])
 @click.argument("change")
 @app.apply_options()
 def run_cmd(
-    change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
+    *,
+    change: str,
+    base: str | None,
+    remote: str,
+    accelerate: bool,
+    trust_ref: str | None,
+    verb_output: str | None,
 ) -> int:
     from gcmschange.plan import check
 
     ctx = app.get_context(verb_output)
-    opts = _options(ctx, base, remote, accelerate)
+    opts = _options(ctx, base, remote, accelerate, trust_ref)
     if opts.reporter:
         opts.reporter.stage(f"plan {change} (check + diff)")
     planned = check.run_plan(
@@ -132,18 +150,30 @@ def run_cmd(
 @click.argument("change")
 @app.apply_options()
 def rollback_cmd(
-    change: str, base: str | None, remote: str, accelerate: bool, verb_output: str | None
+    *,
+    change: str,
+    base: str | None,
+    remote: str,
+    accelerate: bool,
+    trust_ref: str | None,
+    verb_output: str | None,
 ) -> int:
     ctx = app.get_context(verb_output)
-    return _report(ctx, engine.rollback(ctx.repo, change, _options(ctx, base, remote, accelerate)))
+    return _report(
+        ctx, engine.rollback(ctx.repo, change, _options(ctx, base, remote, accelerate, trust_ref))
+    )
 
 
 @app.root.command("resume", help=app.VERBS["resume"])
 @click.argument("change")
 @app.apply_options(base=False)
-def resume_cmd(change: str, remote: str, accelerate: bool, verb_output: str | None) -> int:
+def resume_cmd(
+    change: str, remote: str, accelerate: bool, trust_ref: str | None, verb_output: str | None
+) -> int:
     ctx = app.get_context(verb_output)
-    return _report(ctx, engine.resume(ctx.repo, change, _options(ctx, None, remote, accelerate)))
+    return _report(
+        ctx, engine.resume(ctx.repo, change, _options(ctx, None, remote, accelerate, trust_ref))
+    )
 
 
 @app.root.command("status", help=app.VERBS["status"])

@@ -29,7 +29,13 @@ def parse_duration(text: str) -> timedelta:
 
 
 @app.root.command("approve", help=app.VERBS["approve"])
-@click.argument("change")
+@click.argument("change", required=False)
+@click.option(
+    "--governance",
+    is_flag=True,
+    help="Approve the working tree's rules (approvers, policy.yml, catalogue/) instead of a "
+    "change: a governance change, signed under the rules in force.",
+)
 @click.option(
     "--key",
     "key",
@@ -51,26 +57,43 @@ def parse_duration(text: str) -> timedelta:
     help="How long the approval stays valid (30m, 12h, 3d, 2w; policy caps it).",
 )
 @click.option("--comment", "comment", default="", help="A note signed with the approval.")
+@app.trust_ref_option
 @app.output_option
 def approve_cmd(
-    *, change: str, key: Path, role: str | None, expires: str, comment: str, verb_output: str | None
+    *,
+    change: str | None,
+    governance: bool,
+    key: Path,
+    role: str | None,
+    expires: str,
+    comment: str,
+    trust_ref: str | None,
+    verb_output: str | None,
 ) -> None:
     """Sign an approval of CHANGE at its current digest and commit it under approvals/."""
     from gcmschange.apply import road
-    from gcmschange.approvals.sign import approve
+    from gcmschange.approvals.sign import approve, approve_governance
 
     ctx = app.get_context(verb_output)
     lifetime = parse_duration(expires)
-    prepared = road.prepare(ctx.repo, change)
-    granted = approve(
-        ctx.repo,
-        prepared.loaded.change,
-        prepared.digest,
-        key,
-        role=role,
-        expires=lifetime,
-        comment=comment,
-    )
+    if governance == (change is not None):
+        raise UsageError("name a CHANGE, or approve the rules with --governance (not both)")
+    if change is None:
+        granted = approve_governance(
+            ctx.repo, key, expires=lifetime, comment=comment, trust_ref=trust_ref
+        )
+    else:
+        prepared = road.prepare(ctx.repo, change)
+        granted = approve(
+            ctx.repo,
+            prepared.loaded.change,
+            prepared.digest,
+            key,
+            role=role,
+            expires=lifetime,
+            comment=comment,
+            trust_ref=trust_ref,
+        )
     st = granted.statement
     text = (
         f"approved {st.change} ({st.environment}) as {st.role} by {st.principal} at digest "
@@ -117,6 +140,7 @@ def _result_text(result: approvals.GateResult) -> str:
         rv = result.review
         state = f"done by {rv.done_by}" if rv.done_by else ("OVERDUE" if rv.overdue else "owed")
         lines.append(f"post-implementation review: due {rv.due}: {state}")
+    lines.append(f"rules from: {result.trust_ref}")
     lines.append("gate: passes" if result.passed else "gate: refused: " + "; ".join(result.reasons))
     return "\n".join(lines)
 
@@ -157,12 +181,15 @@ def _gitlab_sources(
     default=None,
     help="GitLab project path or id for --gitlab-mr.",
 )
+@app.trust_ref_option
 @app.output_option
 def approvals_cmd(
+    *,
     change: str,
     gate: bool,
     gitlab_mr: int | None,
     gitlab_project: str | None,
+    trust_ref: str | None,
     verb_output: str | None,
 ) -> None:
     """List CHANGE's approvals, each with its verdict, and what the policy still requires."""
@@ -172,5 +199,7 @@ def approvals_cmd(
     prepared = road.prepare(ctx.repo, change)
     sources = _gitlab_sources(gitlab_mr, gitlab_project)
     check = approvals.require_gate if gate else approvals.check_gate
-    result = check(ctx.repo, prepared.loaded.change, prepared.digest, None, sources)
+    result = check(
+        ctx.repo, prepared.loaded.change, prepared.digest, sources=sources, trust_ref=trust_ref
+    )
     app.emit(ctx, _result_json(result), _result_text(result))

@@ -50,6 +50,14 @@ class EmergencyRules:
 
 
 @dataclass(frozen=True)
+class GovernanceRules:
+    """Who approves a change to the rules themselves, under the rules before it."""
+
+    role: str = "change-board"
+    approvals: int = 2
+
+
+@dataclass(frozen=True)
 class Policy:
     # environment -> change type -> roles ("owner" is expanded per target system)
     approvals: dict[str, dict[str, tuple[str, ...]]]
@@ -57,6 +65,9 @@ class Policy:
     windows: WindowRules
     emergency: EmergencyRules
     approval_expiry_days: int
+    governance: GovernanceRules = field(default_factory=GovernanceRules)
+    clock_skew: timedelta = timedelta(minutes=5)
+    untrusted_plans: tuple[str, ...] = ("lab",)
     conflict_severity: dict[str, str] = field(
         default_factory=lambda: dict(DEFAULT_CONFLICT_SEVERITY)
     )
@@ -148,6 +159,12 @@ def from_document(doc: dict[str, Any], where: str = "policy.yml") -> Policy:
                 review_due_days=int(emergency.get("review_due_days", 5)),
             ),
             approval_expiry_days=int((doc.get("approval_expiry") or {}).get("max_days", 14)),
+            governance=GovernanceRules(
+                role=str((doc.get("governance") or {}).get("role", "change-board")),
+                approvals=int((doc.get("governance") or {}).get("approvals", 2)),
+            ),
+            clock_skew=timedelta(minutes=int(doc.get("clock_skew_minutes", 5))),
+            untrusted_plans=tuple(str(e) for e in doc.get("untrusted_plans", ("lab",))),
             conflict_severity=(
                 {str(k): str(v) for k, v in conflicts.items()}
                 if isinstance(conflicts, dict)

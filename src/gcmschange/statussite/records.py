@@ -147,7 +147,7 @@ def approved(root: Path, change: ChangeRequest, now: datetime) -> bool:
         digest = road.prepare(root, change.path or change.id).digest
     except GcmsError:
         return _has_current_statement(root, change, now)
-    return gate.check_gate(root, change, digest, now).passed
+    return gate.check_gate(root, change, digest, now=now).passed
 
 
 def _has_current_statement(root: Path, change: ChangeRequest, now: datetime) -> bool:

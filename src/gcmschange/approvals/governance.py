@@ -1,0 +1,123 @@
+"""Governance changes: a change to the rules takes effect only once approved under the rules
+before it.
+
+Between the trust ref and the working tree the rules may have changed, once or several times
+(a governance merge request, merged). Each version on the way must carry approvals, signed
+under `approvals/GOVERNANCE/` for that version's digest, by `governance.approvals` distinct
+holders of `governance.role` in the version before it (two change-board members by
+default), none of them an author or committer of the commits that made the change. A version
+is judged as of the moment it landed on the protected line (the working tree's: now), so its
+approvals' expiry is not held against it later. The first version not so approved stops the
+walk: the gate refuses, naming the files that differ from the trusted copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from gcmschange import gitrepo
+from gcmschange.approvals.statements import VALID, Expectation, FileSource, Verdict
+from gcmschange.rules import trusted
+from gcmschange.rules.approvers import Approvers
+from gcmschange.rules.trusted import Rules, RuleSet, TrustRef
+
+GOVERNANCE = "GOVERNANCE"  # the change id governance statements name
+ALL_ENVIRONMENTS = "*"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of the rules on the way from the trust ref to the working tree."""
+
+    commit: str  # the first-parent commit that brought it, or trusted.TREE
+    ruleset: RuleSet
+    judged_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rules: Rules  # the rules in force: the last version properly approved
+    trust: TrustRef
+    governed: tuple[str, ...]  # rule digests that took effect through governance
+    reasons: tuple[str, ...]  # why the tree's rules are not in force; empty when they are
+    verdicts: tuple[Verdict, ...] = ()
+
+
+def versions(root: Path, trust: TrustRef, now: datetime) -> list[Version]:
+    """Every distinct rule set after the trust ref on HEAD's first-parent line, then the tree's."""
+    found: list[Version] = []
+    last = trusted.at_commit(root, trust.sha)
+    for sha in gitrepo.first_parent_line(root, trust.sha, "HEAD"):
+        current = trusted.at_commit(root, sha)
+        if current.digest != last.digest:
+            found.append(Version(sha, current, gitrepo.commit_time(root, sha)))
+            last = current
+    tree = trusted.in_tree(root)
+    if tree.digest != last.digest:
+        found.append(Version(trusted.TREE, tree, now))
+    return found
+
+
+def requesters(root: Path, approvers: Approvers, since: str, until: str) -> dict[str, str]:
+    """Authors and committers of the commits that changed the rules: they cannot approve."""
+    head = "HEAD" if until == trusted.TREE else until
+    found: dict[str, str] = {}
+    for name in trusted.RULE_PATHS:
+        for person in gitrepo.people_of(root, f"{since}..{head}", name):
+            who = approvers.identify(person.email, person.name)
+            if who and who not in found:
+                found[who] = f"{who} {person.why}"
+    return found
+
+
+def _approved(
+    root: Path, prev: Rules, version: Version, since: str
+) -> tuple[bool, str, tuple[Verdict, ...]]:
+    rule = prev.policy.governance
+    want = Expectation(
+        change=GOVERNANCE,
+        environment=ALL_ENVIRONMENTS,
+        digest=version.ruleset.digest,
+        now=version.judged_at,
+        max_days=prev.policy.approval_expiry_days,
+        requesters=requesters(root, prev.approvers, since, version.commit),
+        skew=prev.policy.clock_skew,
+    )
+    verdicts = FileSource().collect(root, prev.approvers, want)
+    counted = sorted(
+        {
+            v.principal
+            for v in verdicts
+            if v.principal is not None and v.status == VALID and rule.role in v.roles
+        }
+    )
+    ok = len(counted) >= rule.approvals
+    why = f"{len(counted)} of the {rule.approvals} distinct {rule.role} approvals it needs" + (
+        f" ({', '.join(str(c) for c in counted)})" if counted else ""
+    )
+    return ok, why, verdicts
+
+
+def in_force(root: Path, trust: TrustRef, systems: frozenset[str], now: datetime) -> Outcome:
+    """The rules to judge with, and why the working tree's are not, if they are not."""
+    rules = trusted.load(root, trusted.at_commit(root, trust.sha), systems)
+    governed: list[str] = []
+    since = trust.sha
+    for version in versions(root, trust, now):
+        ok, why, verdicts = _approved(root, rules, version, since)
+        if not ok:
+            files = version.ruleset.differing(rules.ruleset)
+            where = "the working tree" if version.commit == trusted.TREE else version.commit[:12]
+            reason = (
+                f"{', '.join(files)} in {where} differ{'s' if len(files) == 1 else ''} from the "
+                f"rules in force ({trust.describe()}): a change to the rules takes effect only "
+                f"when approved under the rules before it; it has {why} for rules digest "
+                f"{version.ruleset.digest[:12]} (gcmschange approve --governance)"
+            )
+            return Outcome(rules, trust, tuple(governed), (reason,), verdicts)
+        rules = trusted.load(root, version.ruleset, systems)
+        governed.append(version.ruleset.digest)
+        since = since if version.commit == trusted.TREE else version.commit
+    return Outcome(rules, trust, tuple(governed), ())
