@@ -217,8 +217,11 @@ def has_remote(root: Path, remote: str) -> bool:
     return remote in [r.name for r in _repo(root).remotes]
 
 
-def init_with_everything(root: Path, message: str, branch: str = "main") -> str:
-    """Make `root` a new repository on `branch` whose first commit holds every file in it."""
+def init_with_everything(
+    root: Path, message: str, branch: str = "main", later: Sequence[str] = ()
+) -> str:
+    """Make `root` a new repository on `branch` whose first commit holds every file in it but
+    the top-level `later` ones, which a second commit adds (one commit if `later` is empty)."""
     try:
         repo = git.Repo.init(root, initial_branch=branch)
         if not _has_identity(repo):
@@ -226,8 +229,12 @@ def init_with_everything(root: Path, message: str, branch: str = "main") -> str:
             with repo.config_writer() as config:
                 config.set_value("user", "name", "gcmschange workspace")
                 config.set_value("user", "email", "workspace@gcmschange.invalid")
-        repo.git.add("-A")
+        repo.git.add("-A", "--", ".", *(f":(exclude){name}" for name in later))
         repo.git.commit("-q", "-m", message)
+        present = [name for name in later if (root / name).exists()]
+        if present:
+            repo.git.add("-A", "--", *present)
+            repo.git.commit("-q", "-m", f"{message}: {', '.join(present)}")
     except git.GitCommandError as exc:
         detail = (exc.stderr or exc.stdout or "").strip()
         raise ExternalError(f"{root}: cannot create the repository: {detail}") from exc

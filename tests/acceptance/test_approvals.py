@@ -8,6 +8,7 @@ rely on `approve` having refused them.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
@@ -111,22 +112,35 @@ def approvers_text(keys: dict[str, Path], extra_roles: dict[str, str] | None = N
     return "\n".join(lines) + "\n"
 
 
+def trust_head(root: Path) -> None:
+    """These tests judge approvals, not where the rules come from (tests/acceptance/
+    test_trust.py does that): the rules they set up are trusted as committed, as if a
+    governance change had put them in force."""
+    sha = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    os.environ["GCMS_TRUST_REF"] = sha
+
+
 def make_lab(root: Path, keydir: Path, extra_roles: dict[str, str] | None = None) -> Lab:
     keydir.mkdir(exist_ok=True)
     keys = {who: keygen(keydir / who, who) for who in [*PEOPLE, "mallory"]}
     (root / "approvers").write_text(approvers_text(keys, extra_roles), encoding="utf-8")
     (root / "inventories" / "lab" / "hosts.yml").write_text(LAB_INVENTORY, encoding="utf-8")
     commit_all(root, "test approvers and lab inventory")
+    trust_head(root)
     return Lab(root, keys)
 
 
 def set_approvers(lab: Lab, extra_roles: dict[str, str]) -> None:
     (lab.root / "approvers").write_text(approvers_text(lab.keys, extra_roles), encoding="utf-8")
     commit_all(lab.root, "roles")
+    trust_head(lab.root)
 
 
 @pytest.fixture
-def lab(estate_repo: Path, tmp_path: Path) -> Lab:
+def lab(estate_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    monkeypatch.setenv("GCMS_TRUST_REF", "")  # restored after the test
     return make_lab(estate_repo, tmp_path / "keys")
 
 
@@ -195,19 +209,53 @@ def test_self_approval_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) 
     refused(lab, capsys, "CHG-LAB-0001", "self-approval: rm-alice requested CHG-LAB-0001")
 
 
-def test_the_last_author_of_the_change_file_counts_as_requester(
+def test_every_author_of_the_change_file_counts_as_requester(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
     change = lab.root / "changes" / "CHG-LAB-0001.yaml"
     change.write_text(change.read_text() + "# reworded by the portal owner\n")
     commit_all(lab.root, "edit the change", email="portal-owner@gcms.example")
+    change.write_text(change.read_text() + "# and tidied by someone else afterwards\n")
+    commit_all(lab.root, "tidy", email="someone-else@gcms.example")
     code, _, err = lab.approve(capsys, "CHG-LAB-0001", "owner-portal")
     assert code == 1
-    why = "self-approval: owner-portal authored the last commit touching changes/CHG-LAB-0001.yaml"
-    assert why in err
+    why = "self-approval: owner-portal authored "
+    assert why in err and "which touched changes/CHG-LAB-0001.yaml" in err
     lab.forge("CHG-LAB-0001", "owner-portal")
     lab.approve(capsys, "CHG-LAB-0001", "owner-case-api")
     refused(lab, capsys, "CHG-LAB-0001", why)
+
+
+def test_a_commit_under_another_name_still_names_its_committer(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forged author does not hide who committed: the portal owner commits the change under
+    Alice's name and approves it alone; the committer counts as a requester."""
+    change = lab.root / "changes" / "CHG-LAB-0001.yaml"
+    change.write_text(change.read_text() + "# made by the portal owner, signed as Alice\n")
+    git(lab.root, "add", "-A")
+    committer = {
+        "GIT_COMMITTER_NAME": "Portal Owner",
+        "GIT_COMMITTER_EMAIL": "portal-owner@gcms.example",
+    }
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(lab.root),
+            "commit",
+            "-qm",
+            "edit",
+            "--author",
+            "Alice <alice@gcms.example>",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **committer},
+    )
+    lab.forge("CHG-LAB-0001", "owner-portal")
+    lab.forge("CHG-LAB-0001", "owner-case-api", role="owner:case_api")
+    refused(lab, capsys, "CHG-LAB-0001", "self-approval: owner-portal committed ")
 
 
 def test_unknown_key_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,7 +71,13 @@ class Outcome:
         return ExitCode.OK
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "exit_code": int(self.exit_code), "ok": self.outcome == APPLIED}
+        body = asdict(self)
+        # Steps by the names the journal gives them ("wave-2"), not as their typed parts.
+        for raw, step in zip(body["steps"], self.steps, strict=True):
+            raw["name"] = str(step.name)
+        if self.rollback is not None:
+            body["rollback"]["name"] = str(self.rollback.name)
+        return {**body, "exit_code": int(self.exit_code), "ok": self.outcome == APPLIED}
 
 
 def run_id() -> str:
@@ -214,7 +220,7 @@ def record_step(run: Run, step: wv.WaveResult) -> None:
         change=run.job.change_id,
         digest=run.job.prepared.digest,
         details={
-            "step": step.name,
+            "step": str(step.name),
             "hosts": list(step.hosts),
             "failed": step.failed,
             "unreachable": list(step.unreachable),

@@ -95,7 +95,9 @@ def _fill(dest: Path, src: Path, lab_keys: bool) -> str:
             if key.is_file() and not key.suffix:  # not .pub, not README.md
                 key.chmod(0o600)  # ssh-keygen refuses private keys others can read
     (dest / ".gitignore").write_text(f"/{STATE_DIR}/\n", encoding="utf-8")
-    return gitrepo.init_with_everything(dest, "reference estate")
+    # The change requests arrive after the rules, as in a real repository: the gate reads the
+    # rules a change is judged by from before it arrived (gcmschange.rules.trusted).
+    return gitrepo.init_with_everything(dest, "reference estate", later=("changes",))
 
 
 def _first(exc: OSError | shutil.Error) -> str:
