@@ -35,13 +35,21 @@ def _digest(root: Path) -> str:
     return road.prepare(root, CHANGE, use_cache=False).digest
 
 
-def _edit(path: str, old: str, new: str) -> Callable[[Path], None]:
+def _edit(path: str, old: str, new: str, count: int = 1) -> Callable[[Path], None]:
     def edit(root: Path) -> None:
         text = (root / path).read_text(encoding="utf-8")
         assert old in text, f"{old!r} not in {path}"
-        (root / path).write_text(text.replace(old, new, 1), encoding="utf-8")
+        (root / path).write_text(text.replace(old, new, count), encoding="utf-8")
 
     return edit
+
+
+def _add(path: str, text: str) -> Callable[[Path], None]:
+    def add(root: Path) -> None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text, encoding="utf-8")
+
+    return add
 
 
 CHANGING = {
@@ -66,12 +74,25 @@ CHANGING = {
     "config destination": _edit(
         "estate.yml", "/etc/gcms/partner_gateway.yml", "/etc/gcms/gateway.yml"
     ),
+    # Ansible and pytest load all of these, so a run reads them: the whole environment's
+    # inventory and every template, test and plugin folder are covered.
+    "another system's inventory host": _edit("inventories/lab/hosts.yml", "10.0.0.1", "10.0.0.11"),
+    "another system's template": _edit("templates/portal/index.html.j2", "<main>", "<main >"),
+    "host_vars file": _add("inventories/lab/host_vars/gw-1.yml", "gcms_note: x\n"),
+    "group_vars folder": _add("inventories/lab/group_vars/partner_gateway/extra.yml", "a: 1\n"),
+    "playbook group_vars": _add("playbooks/group_vars/all.yml", "a: 1\n"),
+    "playbook library module": _add("playbooks/library/mine.py", "print('hi')\n"),
+    "playbook filter plugin": _add("playbooks/filter_plugins/mine.py", "X = 1\n"),
+    "role file": _add("roles/web/tasks/main.yml", "- debug: msg=x\n"),
+    "verification test": _edit("verify/test_common.py", "def ", "def  ", count=1),
+    "verification conftest": _add("verify/conftest.py", "import os\n"),
+    "ansible.cfg": _add("ansible.cfg", "[defaults]\n"),
 }
 
 UNRELATED = {
-    "another system's inventory host": _edit("inventories/lab/hosts.yml", "10.0.0.1", "10.0.0.11"),
-    "another system's template": _edit("templates/portal/index.html.j2", "<main>", "<main >"),
     "another change": _edit("changes/CHG-LAB-0001.yaml", "1024", "2048"),
+    "another environment's inventory": _add("inventories/dev/host_vars/x.yml", "a: 1\n"),
+    "a document beside the estate": _add("README.md", "# notes\n"),
 }
 
 
@@ -97,10 +118,28 @@ def test_rendered_output_changes_the_digest(root: Path) -> None:
         prepared.rendered,
         files=(replace(first, content=first.content + " "), *prepared.rendered.files[1:]),
     )
-    digest = change_digest(root, loaded.estate, loaded.inventory, loaded.change, other)
+    digest = change_digest(loaded.change, other, loaded.sealed)
     assert digest != prepared.digest
-    same = change_digest(root, loaded.estate, loaded.inventory, loaded.change, prepared.rendered)
-    assert same == prepared.digest
+    assert change_digest(loaded.change, prepared.rendered, loaded.sealed) == prepared.digest
+
+
+def test_runs_read_the_sealed_copy_not_the_working_tree(root: Path) -> None:
+    """An edit after sealing changes nothing a run reads: the copy is the hashed bytes."""
+    loaded = road.prepare(root, CHANGE, use_cache=False).loaded
+    sealed_test = loaded.content / "verify" / "test_common.py"
+    before = sealed_test.read_bytes()
+    (root / "verify" / "test_common.py").write_text("raise SystemExit('pwned')\n")
+    assert sealed_test.read_bytes() == before
+    assert loaded.inventory.path.is_relative_to(loaded.content)
+    assert loaded.estate.root == loaded.content
+
+
+def test_a_symbolic_link_in_what_runs_is_refused(root: Path) -> None:
+    from gcmschange.errors import InvalidInputError
+
+    (root / "templates" / "leak.j2").symlink_to("/etc/hostname")
+    with pytest.raises(InvalidInputError, match=r"templates/leak\.j2: a symbolic link"):
+        road.prepare(root, CHANGE, use_cache=False)
 
 
 def test_included_template_is_covered(root: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from gcmschange.masking import secret_values
 from gcmschange.model import ChangeRequest, Host
 from gcmschange.plan.digest import change_digest
+from gcmschange.plan.seal import Sealed, seal
 from gcmschange.render.cache import RenderCache, default_cache
 from gcmschange.render.configs import RenderedSet, Renderer, render_hosts
 from gcmschange.rules.estate import Estate, Inventory, load_estate, load_inventory
@@ -21,11 +22,16 @@ from gcmschange.validate.load import load_change
 
 @dataclass(frozen=True)
 class Loaded:
-    root: Path
+    root: Path  # the repository: state, approvals and the audit log live here
     change: ChangeRequest
-    estate: Estate
+    estate: Estate  # read from the sealed copy, as is the inventory
     inventory: Inventory
     targets: tuple[Host, ...]
+    sealed: Sealed  # what every run of the change reads (plan.seal)
+
+    @property
+    def content(self) -> Path:
+        return self.sealed.root
 
 
 @dataclass(frozen=True)
@@ -37,11 +43,15 @@ class Prepared:
 
 
 def load(root: Path, ref: str, environment: str | None = None) -> Loaded:
-    """The change, the estate, and the inventory of `environment` (default: the change's)."""
+    """The change, then the sealed copy of what its runs read, and from that copy the estate
+    and the inventory of `environment` (default: the change's)."""
     change = load_change(root, ref)
-    estate = load_estate(root)
-    inventory = load_inventory(root, environment or change.environment)
-    return Loaded(root, change, estate, inventory, inventory.hosts_of(change.systems))
+    env = environment or change.environment
+    load_inventory(root, env)  # a missing inventory is named where the user would look
+    sealed = seal(root, change.id, env)
+    estate = load_estate(sealed.root)
+    inventory = load_inventory(sealed.root, env)
+    return Loaded(root, change, estate, inventory, inventory.hosts_of(change.systems), sealed)
 
 
 def render(
@@ -59,11 +69,11 @@ def render(
 
 def prepare(root: Path, ref: str, *, use_cache: bool = True) -> Prepared:
     loaded = load(root, ref)
-    secrets = secret_values(root, loaded.change)
+    secrets = secret_values(loaded.content, loaded.change)
     # A rendering that holds secret values is never written to the cache.
     cache = default_cache(root) if use_cache and not secrets else None
     rendered = render(loaded, cache=cache)
-    digest = change_digest(root, loaded.estate, loaded.inventory, loaded.change, rendered)
+    digest = change_digest(loaded.change, rendered, loaded.sealed)
     return Prepared(loaded, rendered, digest, secrets)
 
 

@@ -113,7 +113,7 @@ def new_job(
     loaded = prepared.loaded
     change = loaded.change
     run = run_id()
-    secret = secret_values(loaded.root, change)
+    secret = secret_values(loaded.content, change)
     return wv.Job(
         prepared=prepared,
         run_dir=change_dir(loaded.root, change.id) / f"run-{run}",
@@ -259,7 +259,7 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
     job.journal.begin(Step(Stage.IDEMPOTENCE), hosts=hosts)
     folder = job.run_dir / "idempotence"
     result = deploy_push(
-        job.root,
+        job.prepared.loaded.content,
         job.prepared.loaded.inventory.path,
         job.prepared.rendered,
         folder,

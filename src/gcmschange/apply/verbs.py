@@ -29,7 +29,13 @@ from gcmschange.apply import window as windows
 from gcmschange.apply.journal import Stage, Step
 from gcmschange.approvals import gate
 from gcmschange.audit import trail
-from gcmschange.errors import GcmsError, InvalidInputError, LockHeldError, ValidationError
+from gcmschange.errors import (
+    GateRefusedError,
+    GcmsError,
+    InvalidInputError,
+    LockHeldError,
+    ValidationError,
+)
 from gcmschange.execution import runner, verifier
 from gcmschange.masking import secret_values
 from gcmschange.paths import change_dir
@@ -173,6 +179,21 @@ def resume(root: Path, ref: str, options: Options | None = None) -> rollout.Outc
         if str(ep.start.get("digest", "")) != run.job.prepared.digest:
             why = "the change was edited since it was interrupted (digest differs)"
             return rollout.guarded(run, lambda r: rollout.back(r, why))
+        # Going forward needs the gate as much as the first apply did: approvals may have
+        # expired, or the rules changed, since the run was cut short. Going back never does.
+        try:
+            gate.require_gate(
+                root,
+                run.job.prepared.loaded.change,
+                run.job.prepared.digest,
+                now=opts.now,
+                trust_ref=opts.trust_ref,
+            )
+        except GateRefusedError as exc:
+            raise GateRefusedError(
+                f"{exc.message}; resume goes no further (the lock is kept): "
+                f"`gcmschange rollback {change_id}` undoes what the run applied"
+            ) from exc
         return rollout.guarded(run, lambda r: _continue(r, ep))
 
 
@@ -224,8 +245,8 @@ def verify_change(root: Path, ref: str) -> verifier.VerifyResult:
     hosts = [h.name for h in loaded.targets]
     by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
     out = change_dir(root, loaded.change.id) / f"verify-{rollout.run_id()}"
-    result = verifier.run(root, by_test, verifier.ssh_config_of(loaded.inventory), out)
-    wv.scrub(out, secret_values(root, loaded.change))
+    result = verifier.run(loaded.content, by_test, verifier.ssh_config_of(loaded.inventory), out)
+    wv.scrub(out, secret_values(loaded.content, loaded.change))
     trail.record(
         root,
         "verified",

@@ -176,7 +176,7 @@ def push(
     job.journal.begin(step.push, hosts=list(hosts))
     folder = job.run_dir / step.folder
     result = deploy.push(
-        job.root,
+        job.prepared.loaded.content,
         job.prepared.loaded.inventory.path,
         rendered,
         folder,
@@ -203,7 +203,7 @@ def check(job: Job, step: Step, hosts: Sequence[str]) -> verifier.VerifyResult:
     by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
     job.journal.begin(step.verify, hosts=list(hosts), tests=sorted(by_test))
     folder = job.run_dir / step.folder / "verify"
-    result = verifier.run(job.root, by_test, job.ssh_config, folder)
+    result = verifier.run(job.prepared.loaded.content, by_test, job.ssh_config, folder)
     scrub(folder, job.secrets)
     job.journal.done(
         step.verify,

@@ -175,7 +175,7 @@ def run_plan(
     now = clock()
     run_dir = _fresh_run_dir(root, loaded.change.id, now)
     result = push.push(
-        root,
+        loaded.content,
         loaded.inventory.path,
         prepared.rendered,
         run_dir,

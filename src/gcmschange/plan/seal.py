@@ -1,0 +1,114 @@
+"""The sealed tree: a private copy of every byte a run of a change can read, and its hash.
+
+What Ansible or pytest may load for a change is more than its playbook: vars and plugin
+folders beside the playbook, roles, collections, the whole inventory of the environment
+(`group_vars/`, `host_vars/`), every verification test and its `conftest.py`, the templates,
+`ansible.cfg`. All of it is copied, as regular files only, into
+`.gcmschange/sealed/<change>/<hash>/`, hashed there, and every run (plan, apply,
+verification, idempotence, rollback, resume) reads that copy and nothing else. So an edit
+after approval either changes the digest (the approvals go stale) or has no effect: the
+bytes hashed are the bytes that run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcmschange.errors import InvalidInputError
+from gcmschange.paths import state_dir
+
+# Top-level paths a run may read, besides `inventories/<env>/` (a missing one is fine).
+SEALED = (
+    "estate.yml",
+    "ansible.cfg",
+    "requirements.yml",
+    "playbooks",
+    "roles",
+    "collections",
+    "library",
+    "filter_plugins",
+    "module_utils",
+    "templates",
+    "verify",
+)
+# Never part of what runs: caches and byte code a test run leaves behind.
+SKIPPED = frozenset({"__pycache__", ".pytest_cache"})
+
+
+@dataclass(frozen=True)
+class Sealed:
+    root: Path  # the private copy: run from here, never from the working tree
+    files: tuple[tuple[str, str], ...]  # (relative path, sha256), sorted
+
+
+def _walk(root: Path, name: str) -> list[Path]:
+    top = root / name
+    try:
+        mode = top.lstat().st_mode
+    except FileNotFoundError:
+        return []
+    if not stat.S_ISDIR(mode):
+        return [top]
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED)
+        for d in dirs:
+            if (Path(folder) / d).is_symlink():
+                found.append(Path(folder) / d)  # refused below: links are not followed
+        found += [Path(folder) / f for f in sorted(files)]
+    return found
+
+
+def _copy(root: Path, path: Path, dest: Path) -> tuple[str, str]:
+    rel = path.relative_to(root).as_posix()
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        raise InvalidInputError(
+            f"{rel}: a symbolic link; the sealed run copies regular files only "
+            "(copy the target in, or point roles_path at it)"
+        )
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{rel}: not a regular file (a FIFO, socket or device)")
+    target = dest / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target, follow_symlinks=False)
+    if mode & 0o111:
+        target.chmod(0o700)  # a module or script keeps its executable bit
+    return rel, hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def seal(root: Path, change_id: str, environment: str) -> Sealed:
+    """Copy what a run of `change_id` in `environment` may read, then hash the copy."""
+    work = state_dir(root) / "sealed" / change_id
+    partial = work / f".partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        names = [*SEALED, f"inventories/{environment}"]
+        files = sorted(_copy(root, p, partial) for n in names for p in _walk(root, n))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    digest = hashlib.sha256(repr(files).encode()).hexdigest()[:24]
+    final = work / digest
+    if final.is_dir() and _holds(final, files):
+        shutil.rmtree(partial)  # the same bytes were sealed before: keep that copy
+    else:
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+    return Sealed(final, tuple(files))
+
+
+def _holds(folder: Path, files: list[tuple[str, str]]) -> bool:
+    """A copy sealed earlier still holds exactly these bytes (nobody edited it since)."""
+    found = sorted(
+        (p.relative_to(folder).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    )
+    return found == files
