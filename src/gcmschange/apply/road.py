@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gcmschange.errors import InvalidInputError
 from gcmschange.masking import secret_values
 from gcmschange.model import ChangeRequest, Host
 from gcmschange.plan.digest import change_digest
@@ -42,13 +43,20 @@ class Prepared:
     secrets: tuple[str, ...] = ()  # values to mask in every output and artifact
 
 
-def load(root: Path, ref: str, environment: str | None = None) -> Loaded:
+def load(
+    root: Path, ref: str, environment: str | None = None, code_from: str | None = None
+) -> Loaded:
     """The change, then the sealed copy of what its runs read, and from that copy the estate
     and the inventory of `environment` (default: the change's)."""
     change = load_change(root, ref)
     env = environment or change.environment
-    load_inventory(root, env)  # a missing inventory is named where the user would look
-    sealed = seal(root, change.id, env)
+    if code_from is None:
+        load_inventory(root, env)  # a missing inventory is named where the user would look
+    sealed = seal(root, change.id, env, code_from)
+    if not (sealed.root / "inventories" / env / "hosts.yml").is_file():
+        raise InvalidInputError(
+            f"inventories/{env}/hosts.yml: not in commit {code_from}, whose code this run uses"
+        )
     estate = load_estate(sealed.root)
     inventory = load_inventory(sealed.root, env)
     return Loaded(root, change, estate, inventory, inventory.hosts_of(change.systems), sealed)
@@ -67,8 +75,10 @@ def render(
     )
 
 
-def prepare(root: Path, ref: str, *, use_cache: bool = True) -> Prepared:
-    loaded = load(root, ref)
+def prepare(
+    root: Path, ref: str, *, use_cache: bool = True, code_from: str | None = None
+) -> Prepared:
+    loaded = load(root, ref, code_from=code_from)
     secrets = secret_values(loaded.content, loaded.change)
     # A rendering that holds secret values is never written to the cache.
     cache = default_cache(root) if use_cache and not secrets else None

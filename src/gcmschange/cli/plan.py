@@ -17,7 +17,8 @@ from gcmschange.cli import app
     help="Report format; markdown is the merge-request note.",
 )
 @app.accelerate_option
-def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
+@app.trust_ref_option
+def plan_cmd(change: str, verb_output: str | None, accelerate: bool, trust_ref: str | None) -> int:
     """Run the change in check + diff mode against its hosts and compute its digest.
 
     Renders CHANGE, runs its playbook in check + diff mode on every target host, and saves
@@ -25,13 +26,19 @@ def plan_cmd(change: str, verb_output: str | None, accelerate: bool) -> int:
     .gcmschange/changes/<id>/plan.json. Exit 0 when every host was planned, 6 when a host
     was unreachable (the plan is incomplete), 1 when the change cannot be rendered or a
     host's check failed.
+
+    In a merge-request pipeline (or with --trust-ref) the plan runs the trust ref's code with
+    this change request; a merge request that changes code is planned with its own code only
+    in the environments policy.yml lists under untrusted_plans (the lab by default).
     """
     from gcmschange.plan import check, report
 
     ctx = app.get_context(verb_output)
     output = ctx.output
     with app.live_progress("planning", output == "text") as progress:
-        result = check.run_plan(ctx.repo, change, progress=progress, accelerate=accelerate)
+        result = check.run_plan(
+            ctx.repo, change, progress=progress, accelerate=accelerate, trust_ref=trust_ref
+        )
     click.echo(report.report(result, output))
     if not result.complete and output != "json":
         missing = [h for s in ("unreachable", "failed") for h in result.named(s)]

@@ -23,6 +23,8 @@ from gcmschange.errors import ExitCode, InvalidInputError
 from gcmschange.execution.runner import Progress, RunResult, TaskChange
 from gcmschange.masking import mask_bytes, mask_text
 from gcmschange.paths import change_dir
+from gcmschange.plan import code_source
+from gcmschange.validate.load import load_change
 
 IDEMPOTENCE = "after apply, a check-mode run of this plan must report zero changes"
 STATUSES = ("changed", "unchanged", "unreachable", "failed")
@@ -163,9 +165,13 @@ def run_plan(
     progress: Progress | None = None,
     accelerate: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    trust_ref: str | None = None,
 ) -> Plan:
-    """Prepare the change, run it in check + diff mode on its targets, save and record the plan."""
-    prepared = prepare(root, ref)
+    """Prepare the change, run it in check + diff mode on its targets, save and record the plan.
+
+    In a merge-request pipeline the code comes from where `code_source.choose` says."""
+    source = code_source.choose(root, load_change(root, ref), trust_ref)
+    prepared = prepare(root, ref, code_from=source.commit)
     loaded = prepared.loaded
     if not loaded.targets:
         raise InvalidInputError(
@@ -197,6 +203,7 @@ def run_plan(
         change=plan.change,
         digest=plan.digest,
         details={
+            "code": source.why,
             "plan": str(saved.relative_to(root)),
             **{status: list(plan.named(status)) for status in STATUSES},
         },

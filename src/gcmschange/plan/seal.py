@@ -19,6 +19,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from gcmschange import gitrepo
 from gcmschange.errors import InvalidInputError
 from gcmschange.paths import state_dir
 
@@ -82,15 +83,32 @@ def _copy(root: Path, path: Path, dest: Path) -> tuple[str, str]:
     return rel, hashlib.sha256(target.read_bytes()).hexdigest()
 
 
-def seal(root: Path, change_id: str, environment: str) -> Sealed:
-    """Copy what a run of `change_id` in `environment` may read, then hash the copy."""
+def _from_commit(root: Path, rev: str, names: list[str], dest: Path) -> list[tuple[str, str]]:
+    """The files under `names` as commit `rev` holds them (regular files only)."""
+    files = gitrepo.files_at(root, rev, names)
+    for rel, data in files.items():
+        if SKIPPED & set(Path(rel).parts):
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return [(rel, hashlib.sha256(data).hexdigest()) for rel, data in files.items()]
+
+
+def seal(root: Path, change_id: str, environment: str, code_from: str | None = None) -> Sealed:
+    """Copy what a run of `change_id` in `environment` may read, then hash the copy: from the
+    working tree, or with `code_from`, from that commit (a merge request's plan runs the
+    target branch's code with the merge request's change data)."""
     work = state_dir(root) / "sealed" / change_id
     partial = work / f".partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    names = [*SEALED, f"inventories/{environment}"]
     try:
-        names = [*SEALED, f"inventories/{environment}"]
-        files = sorted(_copy(root, p, partial) for n in names for p in _walk(root, n))
+        if code_from is None:
+            files = sorted(_copy(root, p, partial) for n in names for p in _walk(root, n))
+        else:
+            files = sorted(_from_commit(root, code_from, names, partial))
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

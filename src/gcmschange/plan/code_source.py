@@ -1,0 +1,61 @@
+"""Which code a plan runs: never a merge request's own before approval, except where policy
+allows it.
+
+A plan runs the change's playbook in check mode with the estate's credentials, and check mode
+is not read-only: a task with `delegate_to: localhost` and `check_mode: false`, a filter
+plugin beside the playbook, a `lookup('pipe', …)` in an inventory variable or an
+`ansible_ssh_common_args: -o ProxyCommand=…` all run on the controller. So in a merge-request
+pipeline:
+
+- a merge request that changes only data (`changes/`, `approvals/`) is planned with the code
+  of the trust ref (the target branch at the merge base: playbooks, roles, plugins, inventory,
+  verification) and the merge request's change request;
+- a merge request that changes anything else is planned with its own code only in the
+  environments `policy.yml` lists under `untrusted_plans` (the lab by default), read from the
+  trust ref; elsewhere it is refused, in one line that says why and what to do.
+
+Outside merge-request pipelines (a release manager's own checkout, the default branch) the
+working tree is the code, as the person running it chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcmschange import gitrepo
+from gcmschange.ci import env as cienv
+from gcmschange.errors import GateRefusedError
+from gcmschange.model import ChangeRequest
+from gcmschange.rules import trusted
+from gcmschange.rules.estate import load_estate
+
+DATA_ONLY = ("changes/", "approvals/")
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    commit: str | None  # the commit whose code runs; None: the working tree
+    why: str
+
+
+def choose(root: Path, change: ChangeRequest, trust_ref: str | None = None) -> CodeSource:
+    if not cienv.from_environ().is_merge_request and trust_ref is None:
+        return CodeSource(None, "the working tree (not a merge-request pipeline)")
+    trust = trusted.resolve(root, change.path or None, trust_ref)
+    code = [p for p in gitrepo.changed_paths(root, trust.sha) if not p.startswith(DATA_ONLY)]
+    if not code:
+        return CodeSource(trust.sha, f"the code of {trust.describe()}, with this change request")
+    systems = frozenset(load_estate(root).systems)
+    allowed = trusted.load(root, trusted.at_commit(root, trust.sha), systems).policy.untrusted_plans
+    if change.environment in allowed:
+        return CodeSource(
+            None, f"this branch's own code: {change.environment} is in policy untrusted_plans"
+        )
+    shown = ", ".join(code[:4]) + (f" and {len(code) - 4} more" if len(code) > 4 else "")
+    raise GateRefusedError(
+        f"{change.id}: not planned: this merge request changes code ({shown}), and code from a "
+        f"merge request runs before approval only in {', '.join(allowed) or 'no environment'} "
+        f"(policy.yml untrusted_plans); plan it in one of those, or merge the code change "
+        f"first under its own approval, then plan {change.id} against it"
+    )
