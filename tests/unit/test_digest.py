@@ -160,3 +160,19 @@ def test_included_template_is_covered(root: Path) -> None:
 def test_digest_is_stable_and_cache_neutral(root: Path) -> None:
     assert _digest(root) == _digest(root) == road.prepare(root, CHANGE).digest
     assert road.prepare(root, CHANGE).digest == _digest(root)  # a cache hit
+
+
+def test_a_verification_test_that_runs_on_no_target_is_refused(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gcmschange.cli import main
+
+    _edit(
+        f"changes/{CHANGE}.yaml",
+        "verification: [verify/test_common.py, verify/test_partner_gateway.py]",
+        "verification: [verify/test_common.py, verify/test_portal.py]",
+    )(root)
+    assert main(["--repo", str(root), "render", CHANGE]) == 1
+    err = capsys.readouterr().err
+    assert "verify/test_portal.py runs on none of CHG-LAB-0002's hosts" in err
+    assert "$.verification[1]" in err

@@ -1,15 +1,20 @@
-"""Push a rendered set to hosts with the standard playbook, through the runner.
+"""Push a rendered set to hosts with the standard playbook, then run the change's own
+playbook, through the runner.
 
-Plan (check + diff), apply waves, restore-rollback, drift and the lab baseline all go
-through `push`: the rendered files on disk are exactly what the playbook copies.
+Plan (check + diff), apply waves, idempotence, restore-rollback, drift and the lab baseline
+all go through `push`: the rendered files on disk are exactly what the standard playbook
+copies. A change that names a playbook of its own (`playbook: deploy_app`) has it run right
+after, on the hosts the standard one did not fail, with the change's variables as extra vars
+that are data (`!unsafe`), never templates; both runs' results count as one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from gcmschange.execution.runner import Progress, RunResult, RunSpec, run_playbook
+from gcmschange.execution.runner import HostStats, Progress, RunResult, RunSpec, run_playbook
 from gcmschange.render.configs import RenderedSet
 
 STANDARD_PLAYBOOK = "configure"
@@ -28,23 +33,65 @@ def push(
     secrets: Sequence[str] = (),
     accelerate: bool = False,
     progress: Progress | None = None,
+    then: str | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> RunResult:
+    """`then`: the change's own playbook, run after `playbook` unless it is the same one."""
     targets = tuple(hosts) if hosts is not None else rendered.hosts()
     subset = rendered.for_hosts(targets)
     rendered_dir = subset.write(work_dir / "rendered")
-    spec = RunSpec(
-        playbook=root / "playbooks" / f"{playbook}.yml",
-        inventory=inventory,
-        work_dir=work_dir / "runner",
-        extravars={
-            "gcms_rendered_dir": str(rendered_dir.resolve()),
-            "gcms_manifest": subset.manifest(),
-        },
-        limit=targets,
-        check=check,
-        diff=diff,
-        forks=max(5, min(50, len(targets))),
-        secrets=tuple(secrets),
-        accelerate=accelerate,
+    extravars = {
+        **dict(variables or {}),
+        "gcms_rendered_dir": str(rendered_dir.resolve()),
+        "gcms_manifest": subset.manifest(),
+    }
+
+    def spec(name: str, limit: tuple[str, ...], folder: str) -> RunSpec:
+        return RunSpec(
+            playbook=root / "playbooks" / f"{name}.yml",
+            inventory=inventory,
+            work_dir=work_dir / folder,
+            extravars=extravars,
+            limit=limit,
+            check=check,
+            diff=diff,
+            forks=max(5, min(50, len(limit))),
+            secrets=tuple(secrets),
+            accelerate=accelerate,
+            content=root,
+        )
+
+    first = run_playbook(spec(playbook, targets, "runner"), progress)
+    if then is None or then == playbook:
+        return first
+    rest = tuple(h for h in targets if h not in first.failures and h not in first.unreachable)
+    if not rest:
+        return first
+    return merge(first, run_playbook(spec(then, rest, f"runner-{then}"), progress))
+
+
+def merge(first: RunResult, second: RunResult) -> RunResult:
+    """Two runs on the same hosts as one: a host failed if it failed in either."""
+    hosts = dict(first.hosts)
+    for name, stats in second.hosts.items():
+        had = hosts.get(name, HostStats())
+        hosts[name] = HostStats(
+            ok=had.ok + stats.ok,
+            changed=had.changed + stats.changed,
+            failed=had.failed + stats.failed,
+            unreachable=had.unreachable + stats.unreachable,
+            skipped=had.skipped + stats.skipped,
+        )
+    worst = first if first.status != "successful" else second
+    return RunResult(
+        status=worst.status,
+        rc=max(first.rc, second.rc),
+        hosts=hosts,
+        changes=first.changes + second.changes,
+        failures={**second.failures, **first.failures},
+        unreachable=tuple(dict.fromkeys(first.unreachable + second.unreachable)),
+        artifacts=first.artifacts,
+        duration_s=first.duration_s + second.duration_s,
+        accelerated=first.accelerated and second.accelerated,
+        notice=first.notice or second.notice,
     )
-    return run_playbook(spec, progress)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gcmschange.errors import InvalidInputError
+from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
+from gcmschange.execution import verifier
 from gcmschange.masking import secret_values
 from gcmschange.model import ChangeRequest, Host
 from gcmschange.plan.digest import change_digest
@@ -59,7 +60,29 @@ def load(
         )
     estate = load_estate(sealed.root)
     inventory = load_inventory(sealed.root, env)
-    return Loaded(root, change, estate, inventory, inventory.hosts_of(change.systems), sealed)
+    targets = inventory.hosts_of(change.systems)
+    _check_verification(change, estate, inventory, targets)
+    return Loaded(root, change, estate, inventory, targets, sealed)
+
+
+def _check_verification(
+    change: ChangeRequest, estate: Estate, inventory: Inventory, targets: tuple[Host, ...]
+) -> None:
+    """A test the change names must run somewhere: one that runs on no target host would let
+    apply say "verified" having checked nothing."""
+    names = [h.name for h in targets]
+    problems = [
+        Problem(
+            f"{test} runs on none of {change.id}'s hosts: estate.yml names it in the verify "
+            f"list of none of {', '.join(change.systems)}",
+            Location(change.path or change.id, path=f"$.verification[{i}]"),
+            "verification",
+        )
+        for i, test in enumerate(change.verification)
+        if targets and not verifier.scope(estate, inventory, [test], names)
+    ]
+    if problems:
+        raise ValidationError(f"{change.id}: verification would check nothing", tuple(problems))
 
 
 def render(

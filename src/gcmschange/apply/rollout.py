@@ -267,6 +267,8 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
         check=True,
         secrets=job.secrets,
         accelerate=job.accelerate,
+        then=job.prepared.loaded.change.playbook,
+        variables=job.prepared.loaded.change.variables,
     )
     wv.scrub(folder, job.secrets)
     found = [Finding(c.host, c.task) for c in result.changes]

@@ -182,6 +182,8 @@ def push(
         folder,
         hosts=list(hosts),
         playbook=playbook or deploy.STANDARD_PLAYBOOK,
+        then=None if playbook else job.prepared.loaded.change.playbook,
+        variables=job.prepared.loaded.change.variables,
         secrets=job.secrets,
         accelerate=job.accelerate,
         progress=job.reporter.task,

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from gcmschange.errors import CancelledError, ExternalError
-from gcmschange.execution import accel
+from gcmschange.execution import accel, ansiblecfg
 
 MASK = "********"
 PID_FILE = "playbook.pid"  # in the work dir: the ansible-playbook a run started
@@ -47,6 +47,7 @@ class RunSpec:
     secrets: tuple[str, ...] = ()
     accelerate: bool = False  # the Mitogen strategy, when installed (see accel.py)
     timeout_s: int = 10
+    content: Path | None = None  # the sealed repository copy: its ansible.cfg, pinned paths
 
 
 @dataclass(frozen=True)
@@ -119,28 +120,22 @@ def mask(text: str, secrets: Sequence[str]) -> str:
 
 
 def _ansible_cfg(spec: RunSpec) -> str:
-    lines = [
-        "[defaults]",
-        f"forks = {spec.forks}",
-        "gathering = explicit",
-        "host_key_checking = True",
-        "retry_files_enabled = False",
-        "interpreter_python = /usr/bin/python3",
-        f"timeout = {spec.timeout_s}",
-        "nocolor = True",
-    ]
+    defaults = {
+        "forks": str(spec.forks),
+        "gathering": "explicit",
+        "interpreter_python": "/usr/bin/python3",
+        "timeout": str(spec.timeout_s),
+    }
     if spec.accelerate:
-        lines += accel.config_lines()  # empty when Mitogen is missing: the native tuning
+        # empty when Mitogen is missing: the native tuning
+        defaults.update(dict(line.split(" = ", 1) for line in accel.config_lines()))
     # One reconnection retry: on a loaded controller a live connection can miss its
     # keepalives once; a host that is really down still fails within seconds.
-    lines += [
-        "",
-        "[ssh_connection]",
-        "pipelining = True",
-        "control_path_dir = /tmp/gcmschange-cp",
-        "reconnection_retries = 1",
-    ]
-    return "\n".join(lines) + "\n"
+    ssh = {"pipelining": "True", "reconnection_retries": "1"}
+    forced_ssh = {"control_path_dir": "/tmp/gcmschange-cp"}
+    return ansiblecfg.compose(
+        spec.content, {"defaults": defaults, "ssh_connection": ssh}, forced_ssh
+    )
 
 
 def _path_with_ansible() -> str:

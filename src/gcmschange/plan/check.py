@@ -191,6 +191,8 @@ def run_plan(
         secrets=prepared.secrets,
         accelerate=accelerate,
         progress=progress,
+        then=loaded.change.playbook,
+        variables=loaded.change.variables,
     )
     _mask_kept(run_dir, prepared.secrets)
     rel = str(run_dir.relative_to(root))
