@@ -199,11 +199,11 @@ class _Collector:
             if res.get("changed") and "results" not in res:
                 self._changed(host, task, res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failures.setdefault(host, mask(f"{task}: {_message(res)}", self.spec.secrets))
+            self.failures.setdefault(host, mask(f"{task}: {failure_message(res)}", self.spec.secrets))
         elif kind == "runner_on_unreachable":
             if host not in self.unreachable:
                 self.unreachable.append(host)
-            self.failures.setdefault(host, mask(f"unreachable: {_message(res)}", self.spec.secrets))
+            self.failures.setdefault(host, mask(f"unreachable: {failure_message(res)}", self.spec.secrets))
         if self.progress and host and kind.startswith("runner_on_"):
             self.progress(host, task, kind.removeprefix("runner_on_"))
         return True
@@ -213,10 +213,30 @@ class _Collector:
         self.changes.append(TaskChange(host, task, diff))
 
 
-def _message(res: Any) -> str:
-    if isinstance(res, Mapping):
-        return str(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed")
-    return str(res)
+# Messages that say a task failed without saying why: the why is in its output.
+_GENERIC = ("All items completed", "Unknown error", "non-zero return code", "MODULE FAILURE")
+_DETAIL_KEYS = ("stderr", "module_stderr", "stdout", "module_stdout", "exception")
+
+
+def _last_lines(text: str, limit: int = 300) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-3:])[-limit:]
+
+
+def failure_message(res: Any) -> str:
+    """Why a task failed or a host was unreachable, in one line, from its result."""
+    if not isinstance(res, Mapping):
+        return _last_lines(str(res)) or "failed"
+    items = res.get("results")
+    if isinstance(items, list):  # a loop: the first item that failed says why
+        for item in items:
+            if isinstance(item, Mapping) and (item.get("failed") or item.get("unreachable")):
+                return failure_message(item)
+    msg = _last_lines(str(res.get("msg") or ""))
+    detail = next((_last_lines(str(res[k])) for k in _DETAIL_KEYS if res.get(k)), "")
+    if msg and detail and (not msg.strip(". ") or any(g in msg for g in _GENERIC)):
+        return f"{msg}: {detail}"
+    return msg or detail or "failed"
 
 
 def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
