@@ -322,7 +322,14 @@ def _retarget(lab: Lab, change: str, new_id: str, **fields: object) -> None:
 def test_staging_approval_replayed_for_prod_is_refused(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _retarget(lab, "CHG-LAB-0001", "CHG-PROD-0100", environment="staging", systems=["portal"])
+    _retarget(
+        lab,
+        "CHG-LAB-0001",
+        "CHG-PROD-0100",
+        environment="staging",
+        systems=["portal"],
+        verification=["verify/test_common.py", "verify/test_portal.py"],
+    )
     code, _, err = lab.approve(capsys, "CHG-PROD-0100", "owner-portal")
     assert code == 0, err
     _retarget(lab, "CHG-PROD-0100", "CHG-PROD-0100", environment="prod")

@@ -305,3 +305,18 @@ def test_no_trust_ref_fails_closed(tmp_path: Path, capsys: pytest.CaptureFixture
     git(root, "branch", "-m", "main", "trunk")  # no main, no origin/main: nothing to trust
     code, out = gate(capsys, root)
     assert code == 1 and "no trust ref" in out and "--trust-ref" in out
+
+
+def test_a_reverted_rules_change_leaves_no_trace(
+    estate_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert approve(capsys, estate_repo, key(tmp_path, "owner-partner-gateway"))[0] == 0
+    policy = estate_repo / "policy.yml"
+    original = policy.read_text(encoding="utf-8")
+    policy.write_text(original.replace("normal: [owner]", "normal: []"), encoding="utf-8")
+    commit(estate_repo, "policy: oops")
+    assert gate(capsys, estate_repo)[0] == 1
+    policy.write_text(original, encoding="utf-8")
+    commit(estate_repo, "policy: revert")
+    code, out = gate(capsys, estate_repo)
+    assert code == 0, out

@@ -16,9 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -88,6 +89,20 @@ def approved(root: Path, ref: str) -> str:
         key = root.parent / "keys" / OWNERS[system]
         sign.approve(root, change, prepared.digest, key)
     return change.id
+
+
+def govern(root: Path, name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """A policy change the governance way: on a branch, approved by two change-board members
+    under the rules before it, merged."""
+    git(root, "checkout", "-qb", name)
+    policy = yaml.safe_load((root / "policy.yml").read_text())
+    edit(policy)
+    (root / "policy.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    git(root, "commit", "-qam", name)
+    for member in ("cab-carol", "cab-dave"):
+        sign.approve_governance(root, root.parent / "keys" / member)
+    git(root, "checkout", "-q", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", f"Merge {name}", name)
 
 
 def new_change(root: Path, change_id: str, template: str, **fields: object) -> str:
@@ -194,22 +209,19 @@ def test_outside_the_window_or_in_a_freeze_nothing_is_touched(fleet: Path) -> No
     )
     assert done.returncode == 1
     assert "outside the approved window" in done.stderr or "validation failed" in done.stderr
-    # Approved before the freeze is declared: the digest does not cover policy.yml, and once
-    # the freeze exists the change no longer loads for signing.
+    # Approved before the freeze is declared. A freeze is a policy change, so it takes effect
+    # as a governance change: two change-board members approve it on its branch, then it is
+    # merged; it is lifted the same way.
     frozen = approved(fleet, "CHG-LAB-0003")
-    policy = yaml.safe_load((fleet / "policy.yml").read_text())
     now = datetime.now(UTC)
-    policy["freezes"].append(
-        {
-            "name": "Lab test freeze",
-            "timezone": "UTC",
-            "environments": ["lab"],
-            "start": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-            "end": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-    )
-    (fleet / "policy.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
-    git(fleet, "commit", "-qam", "freeze")
+    freeze = {
+        "name": "Lab test freeze",
+        "timezone": "UTC",
+        "environments": ["lab"],
+        "start": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+        "end": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    govern(fleet, "freeze", lambda policy: policy["freezes"].append(freeze))
     try:
         done = subprocess.run(
             [*CLI, "--repo", str(fleet), "apply", frozen],
@@ -218,9 +230,9 @@ def test_outside_the_window_or_in_a_freeze_nothing_is_touched(fleet: Path) -> No
             check=False,
         )
         assert done.returncode == 1
-        assert "freeze" in done.stderr.lower()
+        assert "freeze" in done.stderr.lower(), done.stderr
     finally:
-        git(fleet, "revert", "--no-edit", "HEAD")
+        govern(fleet, "unfreeze", lambda policy: policy["freezes"].remove(freeze))
     assert file_state(fleet, "case-api-1", "/etc/nginx/conf.d/gcms-case_api.conf") == before
     assert not journal.episode(journal.read(journal.path_of(fleet, late))).touched
 

@@ -36,5 +36,6 @@ def test_an_unreachable_loop_names_the_connection_error() -> None:
 
 
 def test_a_specific_message_is_kept_as_it_is() -> None:
-    assert failure_message({"msg": "Missing sudo password", "stderr": "x"}) == "Missing sudo password"
+    said = failure_message({"msg": "Missing sudo password", "stderr": "x"})
+    assert said == "Missing sudo password"
     assert failure_message("plain") == "plain"

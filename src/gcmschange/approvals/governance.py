@@ -6,15 +6,18 @@ Between the trust ref and the working tree the rules may have changed, once or s
 under `approvals/GOVERNANCE/` for that version's digest, by `governance.approvals` distinct
 holders of `governance.role` in the version before it (two change-board members by
 default), none of them an author or committer of the commits that made the change. A version
-is judged as of the moment it landed on the protected line (the working tree's: now), so its
-approvals' expiry is not held against it later. The first version not so approved stops the
+already on the protected line is judged without the clock (signatures, roles, digest, people;
+its approvals were current when it was merged, and expiry is not held against it later); the
+working tree's is judged now. A version that did not take effect holds the rules where they
+were, and a later version is judged against the rules in force, so a rules change that was
+reverted leaves no trace. The first version not so approved stops the
 walk: the gate refuses, naming the files that differ from the trusted copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gcmschange import gitrepo
@@ -33,7 +36,7 @@ class Version:
 
     commit: str  # the first-parent commit that brought it, or trusted.TREE
     ruleset: RuleSet
-    judged_at: datetime
+    judged_at: datetime | None  # None: already on the protected line, judged without the clock
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def versions(root: Path, trust: TrustRef, now: datetime) -> list[Version]:
     for sha in gitrepo.first_parent_line(root, trust.sha, "HEAD"):
         current = trusted.at_commit(root, sha)
         if current.digest != last.digest:
-            found.append(Version(sha, current, gitrepo.commit_time(root, sha)))
+            found.append(Version(sha, current, None))
             last = current
     tree = trusted.in_tree(root)
     if tree.digest != last.digest:
@@ -80,7 +83,8 @@ def _approved(
         change=GOVERNANCE,
         environment=ALL_ENVIRONMENTS,
         digest=version.ruleset.digest,
-        now=version.judged_at,
+        now=version.judged_at or datetime.now(UTC),
+        timeless=version.judged_at is None,
         max_days=prev.policy.approval_expiry_days,
         requesters=requesters(root, prev.approvers, since, version.commit),
         skew=prev.policy.clock_skew,
@@ -105,19 +109,30 @@ def in_force(root: Path, trust: TrustRef, systems: frozenset[str], now: datetime
     rules = trusted.load(root, trusted.at_commit(root, trust.sha), systems)
     governed: list[str] = []
     since = trust.sha
+    refused: tuple[str, tuple[Verdict, ...]] | None = None
     for version in versions(root, trust, now):
+        if version.ruleset.digest == rules.ruleset.digest:
+            refused = None  # back to the rules in force: whatever was refused left no trace
+            continue
         ok, why, verdicts = _approved(root, rules, version, since)
         if not ok:
-            files = version.ruleset.differing(rules.ruleset)
-            where = "the working tree" if version.commit == trusted.TREE else version.commit[:12]
-            reason = (
-                f"{', '.join(files)} in {where} differ{'s' if len(files) == 1 else ''} from the "
-                f"rules in force ({trust.describe()}): a change to the rules takes effect only "
-                f"when approved under the rules before it; it has {why} for rules digest "
-                f"{version.ruleset.digest[:12]} (gcmschange approve --governance)"
-            )
-            return Outcome(rules, trust, tuple(governed), (reason,), verdicts)
+            refused = (_refusal(version, rules, trust, why), verdicts)
+            continue
         rules = trusted.load(root, version.ruleset, systems)
         governed.append(version.ruleset.digest)
         since = since if version.commit == trusted.TREE else version.commit
-    return Outcome(rules, trust, tuple(governed), ())
+        refused = None
+    if refused is None:
+        return Outcome(rules, trust, tuple(governed), ())
+    return Outcome(rules, trust, tuple(governed), (refused[0],), refused[1])
+
+
+def _refusal(version: Version, rules: Rules, trust: TrustRef, why: str) -> str:
+    files = version.ruleset.differing(rules.ruleset)
+    where = "the working tree" if version.commit == trusted.TREE else version.commit[:12]
+    return (
+        f"{', '.join(files)} in {where} differ{'s' if len(files) == 1 else ''} from the "
+        f"rules in force ({trust.describe()}): a change to the rules takes effect only "
+        f"when approved under the rules before it; it has {why} for rules digest "
+        f"{version.ruleset.digest[:12]} (gcmschange approve --governance)"
+    )

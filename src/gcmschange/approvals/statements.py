@@ -154,6 +154,7 @@ class Expectation:
     max_days: int
     requesters: dict[str, str]  # principal -> why they count as the requester
     skew: timedelta = timedelta(minutes=5)  # how far clocks may disagree
+    timeless: bool = False  # judge without the clock (a rules version already merged)
 
 
 def _signer(approvers: Approvers, text: str, sig: Path) -> tuple[str, str | None]:
@@ -171,8 +172,10 @@ def _content_check(
     st: Statement, signer: str, approvers: Approvers, want: Expectation, nonces: Counter[str]
 ) -> tuple[str, str]:
     issued, expires = parse_time(st.issued), parse_time(st.expires)
-    # A review attests to work already done: it can neither go stale nor expire.
+    # A review attests to work already done: it can neither go stale nor expire. Nor can the
+    # approval of a rules version already merged: it was judged when it was.
     review = st.role == REVIEW_ROLE
+    clockless = review or want.timeless
     role_needed = REVIEWER_ROLE if st.role == REVIEW_ROLE else st.role
     checks: tuple[tuple[bool, str, str], ...] = (
         (
@@ -202,13 +205,13 @@ def _content_check(
             "(something it covers changed since)",
         ),
         (
-            issued > want.now + want.skew,
+            issued > want.now + want.skew and not want.timeless,
             NOT_YET_VALID,
             f"issued {st.issued}, in the future (clock skew allowed: {want.skew})",
         ),
-        (expires <= want.now and not review, EXPIRED, f"expired at {st.expires}"),
+        (expires <= want.now and not clockless, EXPIRED, f"expired at {st.expires}"),
         (
-            expires - want.now > timedelta(days=want.max_days) + want.skew and not review,
+            expires - want.now > timedelta(days=want.max_days) + want.skew and not clockless,
             EXPIRED,
             f"valid until {st.expires}, more than {want.max_days} days from now "
             "(the policy's limit)",

@@ -199,11 +199,15 @@ class _Collector:
             if res.get("changed") and "results" not in res:
                 self._changed(host, task, res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failures.setdefault(host, mask(f"{task}: {failure_message(res)}", self.spec.secrets))
+            self.failures.setdefault(
+                host, mask(f"{task}: {failure_message(res)}", self.spec.secrets)
+            )
         elif kind == "runner_on_unreachable":
             if host not in self.unreachable:
                 self.unreachable.append(host)
-            self.failures.setdefault(host, mask(f"unreachable: {failure_message(res)}", self.spec.secrets))
+            self.failures.setdefault(
+                host, mask(f"unreachable: {failure_message(res)}", self.spec.secrets)
+            )
         if self.progress and host and kind.startswith("runner_on_"):
             self.progress(host, task, kind.removeprefix("runner_on_"))
         return True
