@@ -256,22 +256,27 @@ def test_the_author_of_a_rules_change_cannot_approve_it(
     assert code == 1 and "self-approval: cab-carol authored" in out
 
 
-def test_an_approval_from_the_future_is_refused(
-    estate_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    prepared = road.prepare(estate_repo, CHANGE)
-    later = datetime.now(UTC) + timedelta(days=365)
+def forge_owner_approval(root: Path, tmp: Path, issued: datetime, valid: timedelta) -> None:
+    """The gateway owner's approval with chosen times, signed past `approve`'s own checks."""
+    prepared = road.prepare(root, CHANGE)
     statement = Statement(
         CHANGE,
         prepared.digest,
         "lab",
         "owner-partner-gateway",
         "owner:partner_gateway",
-        utc_text(later),
-        utc_text(later + timedelta(days=6)),
+        utc_text(issued),
+        utc_text(issued + valid),
         new_nonce(),
     )
-    write_signed(estate_repo, statement, key(tmp_path, "owner-partner-gateway"))
+    write_signed(root, statement, key(tmp, "owner-partner-gateway"))
+
+
+def test_an_approval_from_the_future_is_refused(
+    estate_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    later = datetime.now(UTC) + timedelta(days=365)
+    forge_owner_approval(estate_repo, tmp_path, later, timedelta(days=6))
     code, out = gate(capsys, estate_repo)
     assert code == 1 and "in the future (clock skew allowed" in out
 
@@ -279,19 +284,7 @@ def test_an_approval_from_the_future_is_refused(
 def test_an_approval_valid_beyond_the_cap_from_now_is_refused(
     estate_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    prepared = road.prepare(estate_repo, CHANGE)
-    now = datetime.now(UTC)
-    statement = Statement(
-        CHANGE,
-        prepared.digest,
-        "lab",
-        "owner-partner-gateway",
-        "owner:partner_gateway",
-        utc_text(now),
-        utc_text(now + timedelta(days=60)),
-        new_nonce(),
-    )
-    write_signed(estate_repo, statement, key(tmp_path, "owner-partner-gateway"))
+    forge_owner_approval(estate_repo, tmp_path, datetime.now(UTC), timedelta(days=60))
     code, out = gate(capsys, estate_repo)
     assert code == 1 and "more than 14 days from now" in out
 

@@ -6,6 +6,7 @@ call the core, hand the result to `emit`. The core never sees click.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -90,16 +91,39 @@ def out_option(what: str, *, required: bool = True, dir_okay: bool = False) -> C
     )
 
 
+@dataclass(frozen=True)
+class ApplyFlags:
+    """The options of the apply family, as one value the verb passes on."""
+
+    remote: str
+    accelerate: bool
+    trust_ref: str | None
+    output: str | None
+    base: str | None = None
+
+
 def apply_options(*, base: bool = True) -> Callable[[F], F]:
-    """The options every verb of the apply family takes, in one place and one order."""
+    """The options every verb of the apply family takes, in one place and one order; the verb
+    receives them as `flags: ApplyFlags`."""
 
     def decorate(func: F) -> F:
-        func = trust_ref_option(remote_option(accelerate_option(output_option(func))))
+        @functools.wraps(func)
+        def packed(*args: Any, **kwargs: Any) -> Any:
+            flags = ApplyFlags(
+                remote=kwargs.pop("remote"),
+                accelerate=kwargs.pop("accelerate"),
+                trust_ref=kwargs.pop("trust_ref"),
+                output=kwargs.pop("verb_output"),
+                base=kwargs.pop("base", None),
+            )
+            return func(*args, flags=flags, **kwargs)
+
+        wrapped = trust_ref_option(remote_option(accelerate_option(output_option(packed))))
         if base:
-            func = click.option(
+            wrapped = click.option(
                 "--base", default=None, help="Revision whose estate is the previous config."
-            )(func)
-        return func
+            )(wrapped)
+        return cast(F, wrapped)
 
     return decorate
 

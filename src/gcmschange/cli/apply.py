@@ -38,12 +38,14 @@ class TextProgress:
         self.console.print(f"    {host:<16} [{colour.get(status, 'white')}]{status:<11}[/] {task}")
 
 
-def _options(
-    ctx: app.Context, base: str | None, remote: str, accelerate: bool, trust_ref: str | None
-) -> engine.Options:
+def _options(ctx: app.Context, flags: app.ApplyFlags) -> engine.Options:
     reporter = TextProgress() if ctx.output == "text" else None
     return engine.Options(
-        reporter=reporter, remote=remote, base=base, accelerate=accelerate, trust_ref=trust_ref
+        reporter=reporter,
+        remote=flags.remote,
+        base=flags.base,
+        accelerate=flags.accelerate,
+        trust_ref=flags.trust_ref,
     )
 
 
@@ -90,44 +92,27 @@ def _report(ctx: app.Context, result: rollout.Outcome) -> int:
 @app.root.command("apply", help=app.VERBS["apply"])
 @click.argument("change")
 @app.apply_options()
-def apply_cmd(
-    *,
-    change: str,
-    base: str | None,
-    remote: str,
-    accelerate: bool,
-    trust_ref: str | None,
-    verb_output: str | None,
-) -> int:
-    ctx = app.get_context(verb_output)
-    return _report(
-        ctx, engine.apply(ctx.repo, change, _options(ctx, base, remote, accelerate, trust_ref))
-    )
+def apply_cmd(change: str, flags: app.ApplyFlags) -> int:
+    ctx = app.get_context(flags.output)
+    return _report(ctx, engine.apply(ctx.repo, change, _options(ctx, flags)))
 
 
 @app.root.command("run", help=app.VERBS["run"])
 @click.argument("change")
 @app.apply_options()
-def run_cmd(
-    *,
-    change: str,
-    base: str | None,
-    remote: str,
-    accelerate: bool,
-    trust_ref: str | None,
-    verb_output: str | None,
-) -> int:
+def run_cmd(change: str, flags: app.ApplyFlags) -> int:
     from gcmschange.plan import check
 
-    ctx = app.get_context(verb_output)
-    opts = _options(ctx, base, remote, accelerate, trust_ref)
+    ctx = app.get_context(flags.output)
+    opts = _options(ctx, flags)
     if opts.reporter:
         opts.reporter.stage(f"plan {change} (check + diff)")
     planned = check.run_plan(
         ctx.repo,
         change,
-        accelerate=accelerate,
+        accelerate=flags.accelerate,
         progress=opts.reporter.task if opts.reporter else None,
+        trust_ref=flags.trust_ref,
     )
     if not planned.complete:
         raise UnreachableError(
@@ -149,31 +134,17 @@ def run_cmd(
 @app.root.command("rollback", help=app.VERBS["rollback"])
 @click.argument("change")
 @app.apply_options()
-def rollback_cmd(
-    *,
-    change: str,
-    base: str | None,
-    remote: str,
-    accelerate: bool,
-    trust_ref: str | None,
-    verb_output: str | None,
-) -> int:
-    ctx = app.get_context(verb_output)
-    return _report(
-        ctx, engine.rollback(ctx.repo, change, _options(ctx, base, remote, accelerate, trust_ref))
-    )
+def rollback_cmd(change: str, flags: app.ApplyFlags) -> int:
+    ctx = app.get_context(flags.output)
+    return _report(ctx, engine.rollback(ctx.repo, change, _options(ctx, flags)))
 
 
 @app.root.command("resume", help=app.VERBS["resume"])
 @click.argument("change")
 @app.apply_options(base=False)
-def resume_cmd(
-    change: str, remote: str, accelerate: bool, trust_ref: str | None, verb_output: str | None
-) -> int:
-    ctx = app.get_context(verb_output)
-    return _report(
-        ctx, engine.resume(ctx.repo, change, _options(ctx, None, remote, accelerate, trust_ref))
-    )
+def resume_cmd(change: str, flags: app.ApplyFlags) -> int:
+    ctx = app.get_context(flags.output)
+    return _report(ctx, engine.resume(ctx.repo, change, _options(ctx, flags)))
 
 
 @app.root.command("status", help=app.VERBS["status"])
