@@ -72,8 +72,12 @@ def _repack(
             tar.addfile(info)
 
 
-def _verify(bundle: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["evidence", "verify", str(bundle)])
+def _verify(
+    bundle: Path, capsys: pytest.CaptureFixture[str], repo: Path | None = None
+) -> tuple[int, str]:
+    """Verify `bundle` against `repo`'s audit log, or (no repo) its internal consistency only."""
+    where = ["--repo", str(repo)] if repo else []
+    code = main([*where, "evidence", "verify", str(bundle), *([] if repo else ["--offline"])])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -109,7 +113,7 @@ def test_bundle_holds_everything_and_verifies(
     summary = json.loads(members[f"{TOP}/summary.json"])
     assert summary["skipped"] == ["state/leak (symbolic link)"]
     assert summary["variables"]["canary_token"] == MASK
-    code, out = _verify(bundle, capsys)
+    code, out = _verify(bundle, capsys, evidence_repo)
     assert code == 0, out
     assert "intact, 11 members checked" in out
     recorded = trail.select(trail.read_events(evidence_repo), event="evidence.built")

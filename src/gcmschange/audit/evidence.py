@@ -6,6 +6,10 @@ approvals under `approvals/<id>/`, the change's slice of the audit log, the chai
 timings and a summary from the estate graph. Secrets are masked in every member before
 anything else; large outputs are then truncated, keeping the SHA-256 of the (masked) full
 text. Symbolic links are left out, so a link cannot pull a file from elsewhere into it.
+
+A bundle's manifest proves only that the bundle agrees with itself: anyone can alter a member
+and recompute the manifest. What binds it to what was built is the audit log, where `build`
+records the manifest's SHA-256 (`evidence.built`); `recorded_build` checks a bundle against it.
 """
 
 from __future__ import annotations
@@ -25,11 +29,20 @@ from gcmschange.model import ChangeRequest
 from gcmschange.notify.change_calendar import filed_change
 from gcmschange.paths import state_dir
 from gcmschange.rules.estate import load_estate
+from gcmschange.textsafe import shown
 
-__all__ = ["BundleReport", "BundleResult", "build_bundle", "verify_bundle"]
+__all__ = [
+    "BundleReport",
+    "BundleResult",
+    "Recorded",
+    "build_bundle",
+    "recorded_build",
+    "verify_bundle",
+]
 
 FIELD_LIMIT = 16 * 1024  # characters kept of one string inside a JSON record
 FILE_LIMIT = 1024 * 1024  # bytes kept of one text file
+TOP_PREFIX = "evidence-"  # a bundle's top folder: evidence-<CHANGE>
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,47 @@ class BundleResult:
     truncated: tuple[str, ...]
     skipped: tuple[str, ...]
     manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the audit log says of a bundle: the entry that recorded its manifest, or why not."""
+
+    entry: int | None  # seq of the `evidence.built` entry with this manifest's SHA-256
+    problem: str = ""  # why the log does not vouch for the bundle ("" when it does)
+
+
+def _top_change(top: str) -> str:
+    return top.removeprefix(TOP_PREFIX) if top.startswith(TOP_PREFIX) else ""
+
+
+def recorded_build(root: Path, report: BundleReport) -> Recorded:
+    """Whether the audit log of `root` recorded building this very bundle.
+
+    The log's chain must hold (a torn last line aside: it is the end of an append, not an
+    edit), and an `evidence.built` entry of the bundle's change must carry its manifest's
+    SHA-256: a manifest recomputed after an edit has another one.
+    """
+    chain = trail.verify_chain(root)
+    if not chain.ok and not chain.truncated_tail:
+        return Recorded(None, f"the audit log cannot vouch for it: its chain is broken ({chain})")
+    change = _top_change(report.top)
+    if not change:
+        return Recorded(None, f"top folder {shown(report.top)!r} names no change's evidence")
+    named = shown(change)  # from the bundle: printed as it is, control characters escaped
+    builds = trail.select(trail.read_events(root), change=change, event="evidence.built")
+    for event in builds:
+        if event.details.get("manifest_sha256") == report.manifest_sha256:
+            return Recorded(event.seq)
+    if not builds:
+        return Recorded(None, f"the audit log has no record of evidence built for {named}")
+    latest = builds[-1]
+    return Recorded(
+        None,
+        f"its manifest (sha256 {report.manifest_sha256}) is not one the audit log recorded "
+        f"for {named} (latest: entry {latest.seq}, sha256 "
+        f"{latest.details.get('manifest_sha256')}): altered, or rebuilt outside gcmschange",
+    )
 
 
 def _marker(full: str | bytes) -> str:
@@ -191,7 +245,7 @@ def build_bundle(root: Path, ref: str, out: Path) -> BundleResult:
         "limits": [FIELD_LIMIT, FILE_LIMIT],
     }
     files["summary.json"] = mask_bytes(_summary(root, change, extra), secrets)
-    digest = write_bundle(out, f"evidence-{change.id}", files)
+    digest = write_bundle(out, f"{TOP_PREFIX}{change.id}", files)
     details = {"file": str(out), "manifest_sha256": digest, "members": len(files) + 1}
     trail.record(root, "evidence.built", change=change.id, details=details)
     return BundleResult(

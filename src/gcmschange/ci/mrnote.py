@@ -9,6 +9,7 @@ works on the small slice of its objects described by the protocols below, which 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -59,7 +60,10 @@ class NoteResult:
 
 
 def marker(change_id: str) -> str:
-    return f"<!-- gcmschange:plan {change_id} -->"
+    # The id is an argument of the CI job: reduced to the characters ids are made of, so it
+    # cannot close the HTML comment ("-->") and show what follows in the note.
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", change_id)
+    return f"<!-- gcmschange:plan {safe} -->"
 
 
 def note_body(change_id: str, markdown: str) -> str:

@@ -19,9 +19,9 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from gcmschange import __version__
+from gcmschange import __version__, textsafe
 from gcmschange.apply.locks import DEFAULT_REMOTE
-from gcmschange.errors import ExitCode, GcmsError, NotAvailableError, Problem
+from gcmschange.errors import CancelledError, ExitCode, GcmsError, NotAvailableError, Problem
 from gcmschange.execution import accel
 from gcmschange.execution.runner import Progress
 from gcmschange.rules.estate import find_root
@@ -178,7 +178,8 @@ def emit(ctx: Context, payload: dict[str, Any], text: str) -> None:
     if ctx.output == "json":
         click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
     elif text:
-        click.echo(text)
+        # The one place results meet the terminal: values from inputs never drive it.
+        click.echo(textsafe.plain(text, one_line=False))
 
 
 def problems_json(problems: Sequence[Problem]) -> list[dict[str, Any]]:
@@ -254,9 +255,38 @@ def _report_error(err: GcmsError, as_json: bool) -> None:
         }
         click.echo(json.dumps(payload, indent=2, sort_keys=True))
         return
-    click.echo(f"gcmschange: error: {err.message}", err=True)
+    click.echo(f"gcmschange: error: {textsafe.terminal(err.message)}", err=True)
     for problem in err.problems:
+        click.echo(f"  {textsafe.terminal(str(problem))}", err=True)
+
+
+def _cancellation(exc: BaseException) -> CancelledError | None:
+    """The core's CancelledError behind `exc`, if any. click turns every KeyboardInterrupt
+    (CancelledError is one) into a bare Abort, raised from it: the message is on the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CancelledError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _interrupted(exc: BaseException, as_json: bool) -> int:
+    """Ctrl-C or SIGTERM: say what the core said (which change, resume or roll back) if it
+    said anything, else just that the command was interrupted."""
+    cancelled = _cancellation(exc)
+    if cancelled is None:
+        click.echo("gcmschange: interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    if as_json:
+        _report_error(cancelled, as_json)
+        return int(cancelled.exit_code)
+    click.echo(f"gcmschange: interrupted: {cancelled.message}", err=True)
+    for problem in cancelled.problems:
         click.echo(f"  {problem}", err=True)
+    return int(cancelled.exit_code)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -273,9 +303,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         exc.show()
         return int(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("gcmschange: interrupted", err=True)
-        return int(ExitCode.INTERRUPTED)
+    except (KeyboardInterrupt, click.Abort) as exc:
+        return _interrupted(exc, as_json)
     except Exception as exc:  # a bug: say so in one line, keep the traceback out of the way
         if os.environ.get("GCMS_DEBUG"):
             traceback.print_exc()

@@ -10,28 +10,39 @@ import click
 from gcmschange.cli import app
 from gcmschange.cli.app import problems_json
 from gcmschange.errors import GateRefusedError
-from gcmschange.notify.change_calendar import ChangeCalendar, Entry, build_calendar, to_ical
+from gcmschange.notify.change_calendar import (
+    ChangeCalendar,
+    Conflict,
+    Entry,
+    build_calendar,
+    to_ical,
+)
+from gcmschange.textsafe import terminal
 
 
 def _line(entry: Entry) -> str:
+    # Titles, refs and names come from change files and policy.yml: each is made one line of
+    # plain text before it reaches the terminal.
     when = f"{entry.start:%Y-%m-%d %H:%M %Z} -> {entry.end:%Y-%m-%d %H:%M %Z}"
-    where = ",".join(entry.environments)
-    systems = ",".join(entry.systems) or "-"
-    ref = "-" if entry.status == "freeze" else entry.ref
-    return f"  {when}  {entry.status:<8} {where:<13} {ref:<14} {systems}  {entry.title}"
+    where = terminal(",".join(entry.environments))
+    systems = terminal(",".join(entry.systems)) or "-"
+    ref = "-" if entry.status == "freeze" else terminal(entry.ref)
+    return f"  {when}  {entry.status:<8} {where:<13} {ref:<14} {systems}  {terminal(entry.title)}"
+
+
+def _conflict_line(conflict: Conflict) -> str:
+    span = f"{conflict.start:%Y-%m-%d %H:%M} -> {conflict.end:%Y-%m-%d %H:%M} UTC"
+    pair = f"{conflict.first} x {conflict.second}: {conflict.reason}"
+    return f"  {terminal(pair)} ({span})"
 
 
 def text_view(calendar: ChangeCalendar) -> str:
-    scope = calendar.environment or "all environments"
+    scope = terminal(calendar.environment or "all environments")
     lines = [f"Change calendar ({scope}): {len(calendar.entries)} entries"]
     lines += [_line(e) for e in calendar.entries]
     lines.append(f"Conflicts: {len(calendar.conflicts)}")
-    lines += [
-        f"  {c.first} x {c.second}: {c.reason} "
-        f"({c.start:%Y-%m-%d %H:%M} -> {c.end:%Y-%m-%d %H:%M} UTC)"
-        for c in calendar.conflicts
-    ]
-    lines += [f"  skipped {p}" for p in calendar.problems]
+    lines += [_conflict_line(c) for c in calendar.conflicts]
+    lines += [f"  skipped {terminal(str(p))}" for p in calendar.problems]
     return "\n".join(lines)
 
 

@@ -1,4 +1,10 @@
-"""`gcmschange evidence CHANGE -o FILE.tar.gz` and `gcmschange evidence verify FILE`."""
+"""`gcmschange evidence CHANGE -o FILE.tar.gz` and `gcmschange evidence verify FILE`.
+
+`verify` checks a bundle against its own manifest, then against the audit log of the
+repository it was built in: a manifest recomputed after an edit agrees with the bundle but
+not with the log. `--offline` skips the log, for a bundle checked away from its repository,
+and says that it checked only the bundle's internal consistency.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,23 @@ from pathlib import Path
 
 import click
 
-from gcmschange.audit import trail
-from gcmschange.audit.evidence import BundleReport, build_bundle, verify_bundle
+from gcmschange.audit.evidence import BundleReport, build_bundle, recorded_build, verify_bundle
 from gcmschange.cli import app
 from gcmschange.cli.app import problems_json
 from gcmschange.errors import GcmsError, InvalidInputError
+from gcmschange.textsafe import terminal
 
 
 class EvidenceTamperedError(GcmsError):
-    """A member of the bundle does not match its manifest; the message names it."""
+    """A member of the bundle does not match its manifest, or the manifest does not match the
+    audit log; the message names which."""
+
+
+OFFLINE_NOTE = (
+    "internal consistency only (--offline): every member matches the bundle's own manifest, "
+    "but the manifest was not checked against the audit log, so this does not show the "
+    "bundle is the one that was built"
+)
 
 
 class _BuildByDefault(click.Group):
@@ -49,39 +63,59 @@ def build(*, change: str, out: Path | None, verb_output: str | None) -> None:
         + (f"; truncated: {', '.join(result.truncated)}" if result.truncated else "")
     )
     payload = {**asdict(result), "path": str(result.path), "ok": True}
-    app.emit(ctx, payload, text)
+    app.emit(ctx, payload, terminal(text))  # member names come from files on disk
 
 
-def _recorded(report: BundleReport) -> int | None:
-    """The audit entry that recorded this manifest, when run inside the repository."""
+def _audit_entry(bundle: Path, report: BundleReport) -> int:
+    """The audit entry that recorded this bundle's manifest; refused when there is none."""
     try:
         root = app.get_context().repo
-    except GcmsError:
-        return None
-    for event in trail.select(trail.read_events(root), event="evidence.built"):
-        if event.details.get("manifest_sha256") == report.manifest_sha256:
-            return event.seq
-    return None
+    except GcmsError as exc:
+        raise InvalidInputError(
+            f"{bundle}: no repository to check the audit log of ({exc.message}); run inside it "
+            "or with --repo, or pass --offline to check internal consistency only"
+        ) from exc
+    found = recorded_build(root, report)
+    if found.entry is None:
+        raise EvidenceTamperedError(f"{bundle}: {found.problem}")
+    return found.entry
 
 
 @evidence_group.command("verify")
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Away from the bundle's repository: check the members against the manifest only, "
+    "not the manifest against the audit log (says so in its result).",
+)
 @app.output_option
-def verify(*, bundle: Path, verb_output: str | None) -> None:
-    """Check every member against MANIFEST.sha256 (exit 1 naming each altered member)."""
+def verify(*, bundle: Path, offline: bool, verb_output: str | None) -> None:
+    """Check every member against MANIFEST.sha256, and the manifest against the audit log.
+
+    Exit 1 naming each altered member, or when the audit log recorded another manifest for
+    the change, or none.
+    """
     ctx = app.get_context(verb_output)
     report = verify_bundle(bundle)
     if not report.ok:
         first = report.problems[0].message
         raise EvidenceTamperedError(f"{bundle}: {first}", report.problems)
-    seq = _recorded(report)
-    recorded = f"; recorded in audit entry {seq}" if seq else ""
+    seq = None if offline else _audit_entry(bundle, report)
+    checked = f"{report.members} members checked"
+    text = (
+        f"{bundle}: consistent, {checked}; {OFFLINE_NOTE}"
+        if seq is None
+        else f"{bundle}: intact, {checked}; manifest recorded in audit entry {seq}"
+    )
     payload = {
         "ok": True,
         "path": str(bundle),
         "members": report.members,
         "manifest_sha256": report.manifest_sha256,
+        "audit_checked": seq is not None,
         "audit_entry": seq,
+        "note": OFFLINE_NOTE if seq is None else "",
         "problems": problems_json(report.problems),
     }
-    app.emit(ctx, payload, f"{bundle}: intact, {report.members} members checked{recorded}")
+    app.emit(ctx, payload, terminal(text))

@@ -9,6 +9,8 @@ import click
 
 from gcmschange.cli import app
 from gcmschange.errors import UsageError
+from gcmschange.notify.change_calendar import instant_problem
+from gcmschange.textsafe import terminal
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -20,6 +22,9 @@ def _moment(value: str | None) -> datetime | None:
         raise UsageError(f"--now {value!r}: not an ISO 8601 time ({exc})") from exc
     if moment.tzinfo is None:
         raise UsageError(f"--now {value!r}: give a time zone (for example 2026-12-01T12:00Z)")
+    why = instant_problem(moment)
+    if why:
+        raise UsageError(f"--now {value!r}: {why}")
     return moment
 
 
@@ -48,8 +53,11 @@ def site(
 
     ctx = app.get_context(verb_output)
     result = build_site(ctx.repo, out, _moment(now), base_url, remote)
+    # Warnings quote records (audit logs, change files): one plain line each on the terminal.
     for problem in result.data.left_out:
-        click.echo(f"warning: left out of the history: {problem}", err=True)
+        click.echo(f"warning: left out of the history: {terminal(problem)}", err=True)
+    for problem in result.data.skipped:
+        click.echo(f"warning: left out of the site: {terminal(problem)}", err=True)
     states = {s.id: s.state for s in result.data.systems}
     payload = {
         "ok": True,
@@ -60,8 +68,9 @@ def site(
         "current": [e.ref for e in result.data.current],
         "history": [e.ref for e in result.data.history],
         "left_out": list(result.data.left_out),
+        "skipped": list(result.data.skipped),
     }
-    summary = ", ".join(f"{sid} {state}" for sid, state in states.items())
+    summary = terminal(", ".join(f"{sid} {state}" for sid, state in states.items()))
     text = (
         f"site written to {result.out} ({len(result.files)} files): "
         f"{len(result.data.planned)} planned, {len(result.data.current)} in progress, "

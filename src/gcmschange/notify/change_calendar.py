@@ -2,21 +2,23 @@
 
 Exported as RFC 5545 iCalendar. Every time is written in its own zone with a TZID and a
 VTIMEZONE that carries that zone's real transitions over the calendar's span, so a window
-that crosses a DST switch lands at the right UTC instant in any client.
+that crosses a DST switch lands at the right UTC instant in any client. A window the
+calendar cannot hold (see `window_problem`) is left out with a warning, never a failure:
+the calendar and the status site built on it must go on for every other change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 
-from gcmschange import yamlsafe
+from gcmschange import textsafe, yamlsafe
 from gcmschange.approvals.statements import change_dir as approvals_dir
 from gcmschange.errors import GcmsError, InvalidInputError, Location, Problem, ValidationError
 from gcmschange.model import ChangeRequest
@@ -26,6 +28,13 @@ from gcmschange.validate.load import find_change_file, from_document, load_chang
 
 Status = Literal["approved", "pending", "freeze"]
 STATUS_FR = {"approved": "approuvé", "pending": "en attente", "freeze": "gel"}
+
+# The instants a calendar holds. Python's datetimes stop at the years 1 and 9999, every
+# window is also written in UTC and in its own zone (up to a day apart), and the VTIMEZONEs
+# are drawn a year around the windows, clamped to ZONE_SPAN (the widest icalendar can walk).
+EARLIEST = datetime(1, 1, 3, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+ZONE_SPAN = (date(1, 1, 1), date(9999, 1, 1))
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,45 @@ class ChangeCalendar:
 
 def _zone_name(moment: datetime) -> str:
     return moment.tzinfo.key if isinstance(moment.tzinfo, ZoneInfo) else "UTC"
+
+
+def zone_of(name: str) -> ZoneInfo | None:
+    """The IANA zone `name`, or None when there is no such zone (or the name is no zone name)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def instant_problem(moment: datetime) -> str:
+    """Why `moment` cannot be written in a calendar or on the status site ("" when it can)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return f"{moment.isoformat()} has no time zone"
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        return (
+            f"{moment.isoformat()} is outside the dates a calendar or the status site can "
+            f"show ({EARLIEST.date().isoformat()} to {LATEST.date().isoformat()} UTC)"
+        )
+    return ""
+
+
+def window_problem(start: datetime, end: datetime | None, timezone: str) -> str:
+    """Why a window cannot be written in a calendar or on the status site ("" when it can).
+
+    Every instant must carry a zone and lie between EARLIEST and LATEST, and `timezone` must
+    name a real zone, so converting and writing the window can never fail.
+    """
+    if zone_of(timezone) is None:
+        return f"time zone {timezone!r} is not a known IANA zone"
+    for moment in (start, end):
+        why = instant_problem(moment) if moment is not None else ""
+        if why:
+            return why
+    return ""
 
 
 def _change_entry(root: Path, estate: Estate, change: ChangeRequest) -> Entry:
@@ -158,6 +206,32 @@ def _conflict(estate: Estate, a: Entry, b: Entry) -> Conflict | None:
     return Conflict(a.ref, b.ref, *span, f"overlapping windows on related systems: {links}")
 
 
+def _skipped(where: str, why: str) -> Problem:
+    message = f"left out, its window cannot be written: {why}"
+    return Problem(message, Location(file=where), code="unrepresentable", severity="warning")
+
+
+def _entries(
+    root: Path, estate: Estate, changes: list[ChangeRequest]
+) -> tuple[list[Entry], list[Problem]]:
+    """The calendar's entries, and a warning for each change or freeze it cannot hold."""
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    for change in changes:
+        why = window_problem(change.window.start, change.window.end, change.window.timezone)
+        if why:
+            problems.append(_skipped(change.path or change.id, why))
+        else:
+            entries.append(_change_entry(root, estate, change))
+    for index, freeze in enumerate(load_policy(root).freezes):
+        why = window_problem(freeze.start, freeze.end, _zone_name(freeze.start))
+        if why:
+            problems.append(_skipped(f"policy.yml: freeze {freeze.name}", why))
+        else:
+            entries.append(_freeze_entry(index, freeze))
+    return entries, problems
+
+
 def build_calendar(root: Path, environment: str | None = None) -> ChangeCalendar:
     """Every change under changes/ and every freeze, for one environment or all of them."""
     estate = load_estate(root)
@@ -165,8 +239,8 @@ def build_calendar(root: Path, environment: str | None = None) -> ChangeCalendar
         known = ", ".join(estate.environments)
         raise InvalidInputError(f"--env {environment}: unknown environment ({known})")
     changes, problems = _load_changes(root)
-    entries = [_change_entry(root, estate, c) for c in changes]
-    entries += [_freeze_entry(i, f) for i, f in enumerate(load_policy(root).freezes)]
+    entries, skipped = _entries(root, estate, changes)
+    problems += skipped
     if environment is not None:
         entries = [e for e in entries if environment in e.environments]
     entries.sort(key=lambda e: (e.start, e.ref))
@@ -175,25 +249,37 @@ def build_calendar(root: Path, environment: str | None = None) -> ChangeCalendar
 
 
 def _event(entry: Entry, stamp: datetime) -> icalendar.Event:
+    # Every TEXT value passes textsafe.ical_text here, the one place values reach the file;
+    # icalendar then applies RFC 5545's escaping of backslash, ";", "," and newline.
+    text = textsafe.ical_text
     event = icalendar.Event()
     label = f"{entry.status} / {STATUS_FR[entry.status]}"
     prefix = "Freeze / Gel" if entry.status == "freeze" else entry.ref
-    event.add("uid", entry.uid)
+    event.add("uid", text(entry.uid))
     event.add("dtstamp", stamp.astimezone(UTC))
     event.add("dtstart", entry.start)
     event.add("dtend", entry.end)
-    event.add("summary", f"[{label}] {prefix}: {entry.title}")
+    event.add("summary", text(f"[{label}] {prefix}: {entry.title}"))
     event.add("status", "TENTATIVE" if entry.status == "pending" else "CONFIRMED")
     event.add("categories", ["FREEZE" if entry.status == "freeze" else "CHANGE"])
-    event.add("location", ", ".join(entry.environments))
+    event.add("location", text(", ".join(entry.environments)))
     lines = [
         f"Environments / Environnements: {', '.join(entry.environments)}",
         f"Systems / Systèmes: {', '.join(entry.systems) or '-'}",
         f"Impact / Incidence: {entry.impact}",
         f"Partners / Partenaires: {', '.join(entry.partners) or '-'}",
     ]
-    event.add("description", "\n".join(lines))
+    event.add("description", "\n".join(text(line) for line in lines))
     return event
+
+
+def _zone_span(entries: list[Entry]) -> tuple[date, date]:
+    """A year either side of the windows, within what icalendar can walk without overflow."""
+    low, high = ZONE_SPAN
+    first = min(e.start for e in entries).astimezone(UTC).date()
+    last = max(e.end for e in entries).astimezone(UTC).date()
+    year = timedelta(days=366)
+    return first - min(year, first - low), last + min(year, high - last)
 
 
 def to_ical(calendar: ChangeCalendar, *, now: datetime | None = None) -> bytes:
@@ -205,13 +291,15 @@ def to_ical(calendar: ChangeCalendar, *, now: datetime | None = None) -> bytes:
     cal.add("method", "PUBLISH")
     cal.add("x-wr-calname", "Changes / Changements")
     # VTIMEZONEs first: some clients resolve a TZID only against zones already read.
-    if calendar.entries:
-        first = min(e.start for e in calendar.entries).date() - timedelta(days=366)
-        last = max(e.end for e in calendar.entries).date() + timedelta(days=366)
-        for zone in sorted({e.timezone for e in calendar.entries}):
+    # Callers leave out, with a warning, what window_problem refuses; checking again here
+    # keeps the writer from failing on an entry built elsewhere.
+    entries = [e for e in calendar.entries if not window_problem(e.start, e.end, e.timezone)]
+    if entries:
+        first, last = _zone_span(entries)
+        for zone in sorted({e.timezone for e in entries}):
             cal.add_component(icalendar.Timezone.from_tzid(zone, first_date=first, last_date=last))
     stamp = now or datetime.now(UTC)
-    for entry in calendar.entries:
+    for entry in entries:
         cal.add_component(_event(entry, stamp))
     data: bytes = cal.to_ical()
     return data

@@ -24,6 +24,7 @@ from gcmschange.errors import InvalidInputError
 from gcmschange.masking import mask_data, mask_text, secret_names, secret_values
 from gcmschange.model import ChangeRequest
 from gcmschange.notify import mailer, rendering
+from gcmschange.notify.change_calendar import window_problem
 from gcmschange.notify.incidents import Incident, incident_id, read_incidents, save_incident
 from gcmschange.paths import outbox
 from gcmschange.rules.estate import Estate, Partner, load_estate
@@ -245,7 +246,9 @@ def issue_incident(
 ) -> list[Notice]:
     """Record an unplanned outage (or its update/resolution) and notify the partners."""
     estate = load_estate(root)
-    targets = _check_incident(estate, tuple(systems), impact, start, end)
+    targets = _check_incident(
+        estate, tuple(systems), impact, start=start, end=end, timezone=timezone
+    )
     moment = now or datetime.now(UTC)
     incident = Incident(
         id=incident_id(start, targets, title_en),
@@ -284,7 +287,13 @@ def issue_incident(
 
 
 def _check_incident(
-    estate: Estate, systems: tuple[str, ...], impact: str, start: datetime, end: datetime | None
+    estate: Estate,
+    systems: tuple[str, ...],
+    impact: str,
+    *,
+    start: datetime,
+    end: datetime | None,
+    timezone: str,
 ) -> tuple[str, ...]:
     unknown = [s for s in systems if s not in estate.systems]
     if not systems or unknown:
@@ -294,6 +303,11 @@ def _check_incident(
         raise InvalidInputError(f"incident impact {impact!r}: expected degraded or outage")
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise InvalidInputError("incident start/end: a time zone is required")
+    # Refused before it is recorded: a record the notices, calendar and site cannot write
+    # would be kept for ever and left out of every one of them.
+    why = window_problem(start, end, timezone)
+    if why:
+        raise InvalidInputError(f"incident start/end: {why}")
     if end is not None and end < start:
         raise InvalidInputError("incident end: before its start")
     return tuple(dict.fromkeys(systems))

@@ -3,7 +3,10 @@
 Templates are looked up first in `notices/templates/` at the repository root (so an
 organisation can replace any of them), then in the defaults shipped with the package.
 Values from change requests are data: they reach the templates as variables and are never
-themselves evaluated as templates; the environment is sandboxed all the same.
+themselves evaluated as templates; the environment is sandboxed all the same. Every value a
+template prints is made one line of plain text (`textsafe.plain`, the environment's
+`finalize`): a notice is read in mail clients and terminals, and a newline in a title must
+not write a line of its own into a partner's notice.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from gcmschange import textsafe
 from gcmschange.errors import InvalidInputError
 
 DEFAULTS = Path(__file__).resolve().parent / "templates"
@@ -91,6 +95,10 @@ def when_fr(value: Any, zone: str = "") -> str:
     )
 
 
+def _printed(value: Any) -> Any:
+    return textsafe.plain(value) if isinstance(value, str) else value
+
+
 def environment(root: Path, zone: str) -> jinja2.Environment:
     loader = jinja2.ChoiceLoader(
         [
@@ -103,6 +111,7 @@ def environment(root: Path, zone: str) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         keep_trailing_newline=True,
+        finalize=_printed,
     )
     env.filters["when_en"] = lambda v: when_en(v, zone)
     env.filters["when_fr"] = lambda v: when_fr(v, zone)

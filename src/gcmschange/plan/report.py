@@ -1,15 +1,20 @@
 """Plan reports, chosen by name: text for the terminal, json for machines, markdown for the
 merge-request note. Each takes a `Plan` and returns the whole report; the plan's diffs are
-already masked, and nothing here adds a value the plan does not hold."""
+already masked, and nothing here adds a value the plan does not hold.
+
+Titles, host names, task names and failure messages come from inputs (change requests,
+inventories, playbooks, Ansible's output): each passes the medium's function of `textsafe`
+where it is written, so a newline in a title cannot write a line of its own, nor a control
+character reach the terminal, nor Markdown in it make a link or an image in the note."""
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable
 
 from gcmschange.plan.check import STATUSES, HostPlan, Plan, plan_dict
+from gcmschange.textsafe import markdown_html, markdown_inline, terminal
 
 Reporter = Callable[[Plan], str]
 
@@ -19,21 +24,21 @@ def _counts(plan: Plan) -> str:
 
 
 def _indent(text: str, pad: str = "    ") -> list[str]:
-    return [pad + line for line in text.rstrip("\n").splitlines()]
+    return [pad + terminal(line) for line in text.rstrip("\n").splitlines()]
 
 
 def _text_host(host: HostPlan) -> list[str]:
-    lines = [f"{host.host} ({host.system}): {len(host.tasks)} task(s) would change"]
+    lines = [terminal(f"{host.host} ({host.system}): {len(host.tasks)} task(s) would change")]
     for task in host.tasks:
-        lines.append(f"  * {task.task}")
+        lines.append(f"  * {terminal(task.task)}")
         lines += _indent(task.diff)
     return lines
 
 
 def text(plan: Plan) -> str:
     lines = [
-        f"plan {plan.change} ({plan.environment}): {plan.title}",
-        f"digest {plan.digest}",
+        terminal(f"plan {plan.change} ({plan.environment}): {plan.title}"),
+        f"digest {terminal(plan.digest)}",
         f"{len(plan.hosts)} host(s): {_counts(plan)}",
     ]
     for host in plan.hosts:
@@ -44,11 +49,13 @@ def text(plan: Plan) -> str:
         lines.append(f"{len(unchanged)} host(s) unchanged")
     for host in plan.hosts:
         if host.status in {"unreachable", "failed"}:
-            lines.append(f"{host.host} {host.status.upper()}: {host.message}")
+            lines.append(terminal(f"{host.host} {host.status.upper()}: {host.message}"))
     lines += [
-        f"blast radius: {', '.join(plan.blast_radius)}; partners: "
-        f"{', '.join(plan.partners) or 'none'}",
-        f"idempotence: {plan.idempotence}",
+        terminal(
+            f"blast radius: {', '.join(plan.blast_radius)}; partners: "
+            f"{', '.join(plan.partners) or 'none'}"
+        ),
+        f"idempotence: {terminal(plan.idempotence)}",
     ]
     if not plan.complete:
         lines.append("PLAN INCOMPLETE: not every target host could be planned")
@@ -65,11 +72,20 @@ def _fence(body: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def _code(value: str) -> str:
+    """A one-line code span that no run of backticks in `value` can close."""
+    one_line = terminal(value)
+    ticks = "`" * (1 + max((len(m) for m in re.findall(r"`+", one_line)), default=0))
+    pad = " " if "`" in one_line else ""
+    return f"{ticks}{pad}{one_line}{pad}{ticks}"
+
+
 def _md_host(host: HostPlan) -> list[str]:
-    summary = html.escape(f"{host.host} ({host.system}): {len(host.tasks)} task(s) would change")
+    # <summary> sits in an HTML block, where Markdown escapes are not read: HTML-escaped.
+    summary = markdown_html(f"{host.host} ({host.system}): {len(host.tasks)} task(s) would change")
     lines = ["<details>", f"<summary>{summary}</summary>", ""]
     for task in host.tasks:
-        lines.append(f"**{html.escape(task.task)}**")
+        lines.append(f"**{markdown_inline(task.task)}**")
         if task.diff:
             fence = _fence(task.diff)
             lines += ["", f"{fence}diff", task.diff.rstrip("\n"), fence]
@@ -79,11 +95,12 @@ def _md_host(host: HostPlan) -> list[str]:
 
 
 def markdown(plan: Plan) -> str:
+    md = markdown_inline
     counts = [str(len(plan.named(s))) for s in STATUSES]
     lines = [
-        f"### gcmschange plan: {plan.change} ({plan.environment})",
+        f"### gcmschange plan: {md(plan.change)} ({md(plan.environment)})",
         "",
-        html.escape(plan.title),
+        md(plan.title),
         "",
         "| hosts | changed | unchanged | unreachable | failed |",
         "|---:|---:|---:|---:|---:|",
@@ -93,8 +110,8 @@ def markdown(plan: Plan) -> str:
     if not plan.complete:
         lines += ["> **Plan incomplete:** not every target host could be planned.", ""]
     lines += [
-        f"**Blast radius:** {', '.join(plan.blast_radius)}  ",
-        f"**Partners to notify:** {', '.join(plan.partners) or 'none'}",
+        f"**Blast radius:** {md(', '.join(plan.blast_radius))}  ",
+        f"**Partners to notify:** {md(', '.join(plan.partners)) or 'none'}",
         "",
     ]
     for host in plan.hosts:
@@ -102,11 +119,11 @@ def markdown(plan: Plan) -> str:
             lines += _md_host(host)
     for host in plan.hosts:
         if host.status in {"unreachable", "failed"}:
-            lines.append(f"- **{host.host}** {host.status}: {html.escape(host.message)}")
+            lines.append(f"- **{md(host.host)}** {host.status}: {md(host.message)}")
     lines += [
         "",
-        f"**Digest:** `{plan.digest}` (approvals are bound to it)  ",
-        f"**Idempotence:** {plan.idempotence}",
+        f"**Digest:** {_code(plan.digest)} (approvals are bound to it)  ",
+        f"**Idempotence:** {md(plan.idempotence)}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,10 @@
 English pages sit at the root and French ones under `fr/`, each with a link to its
 counterpart. Pages are rendered from package templates with autoescaping on, from
 `SiteData` only (`sitedata.gather`), so nothing the records hold beyond public facts (hosts,
-digests, diffs, approvers, variables) can reach a page. Links are relative, so the site
-works from any folder, GitLab Pages included.
+digests, diffs, approvers, variables) can reach a page. Every value a page prints passes
+`textsafe.html_text` (the environment's `finalize`) before it is escaped, so control
+characters in a title cannot reach the HTML. Links are relative, so the site works from any
+folder, GitLab Pages included.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from gcmschange import textsafe
 from gcmschange.errors import InvalidInputError
 from gcmschange.statussite import data as sitedata
 from gcmschange.statussite import feeds, svgchart, text
@@ -36,6 +40,14 @@ class SiteResult:
     data: SiteData
 
 
+def _page_value(value: Any) -> Any:
+    """What a page prints for `{{ value }}`: text made safe for HTML (autoescape follows);
+    markup the site built itself (a macro's output, a chart) as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return textsafe.html_text(value)
+    return value
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("gcmschange.statussite", "templates"),
@@ -43,6 +55,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_page_value,
     )
 
 

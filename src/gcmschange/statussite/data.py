@@ -18,6 +18,7 @@ from gcmschange.audit.trail import AuditEvent
 from gcmschange.errors import GcmsError, ValidationError
 from gcmschange.masking import mask_text, secret_values
 from gcmschange.model import ChangeRequest
+from gcmschange.notify.change_calendar import window_problem
 from gcmschange.notify.incidents import Incident
 from gcmschange.rules.estate import Estate, load_estate
 from gcmschange.statussite import records
@@ -91,6 +92,7 @@ class SiteData:
     by_month: tuple[Measure, ...]
     by_system: tuple[Measure, ...]
     left_out: tuple[str, ...] = ()  # anchored audit logs that failed their checks
+    skipped: tuple[str, ...] = ()  # changes and incidents whose times cannot be shown
 
     def for_partner(self, partner: str) -> SiteData:
         """Only what affects `partner`: its systems, and events whose blast radius reaches it."""
@@ -110,6 +112,7 @@ class SiteData:
             by_month=measures(history, month_of),
             by_system=measures(history, lambda e: tuple(s for s in e.systems if s in consumes)),
             left_out=self.left_out,
+            skipped=self.skipped,
         )
 
 
@@ -257,19 +260,47 @@ def _planned(
     return tuple(sorted(events, key=lambda e: (e.start, e.ref)))
 
 
+def _showable_changes(root: Path) -> tuple[dict[str, ChangeRequest], list[str]]:
+    """The changes the site can show, by id, and a line for each one whose window it cannot."""
+    changes: dict[str, ChangeRequest] = {}
+    skipped: list[str] = []
+    for change in load_changes(root):
+        window = change.window
+        why = window_problem(window.start, window.end, window.timezone)
+        if why:
+            skipped.append(f"{change.path or change.id}: {why}")
+        else:
+            changes[change.id] = change
+    return changes, skipped
+
+
+def _showable_incidents(root: Path, now: datetime) -> tuple[list[Incident], list[str]]:
+    """The incidents begun by `now`, and a line for each record whose times cannot be shown."""
+    shown: list[Incident] = []
+    skipped: list[str] = []
+    for incident in records.incidents(root):
+        why = window_problem(incident.start, incident.end, incident.timezone)
+        if why:
+            skipped.append(f"incident {incident.id}: {why}")
+        elif incident.start <= now:
+            shown.append(incident)
+    return shown, skipped
+
+
 def gather(root: Path, now: datetime | None = None, remote: str | None = None) -> SiteData:
     """The site's facts as of `now` (default: the current time); later records are ignored.
-    With `remote`, the history includes every audit log anchored there."""
+    With `remote`, the history includes every audit log anchored there. A record whose times
+    cannot be shown (a window in the year 9999, a time without a zone) is left out and named
+    in `skipped` or `left_out`: the site is published for everything else."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     estate = load_estate(root)
-    changes = {c.id: c for c in load_changes(root)}
+    changes, skipped = _showable_changes(root)
     recorded, left_out = records.read_audit(root, remote)
     log = [e for e in recorded if records.event_time(e) <= moment]
     runs = [r for r in records.runs(log) if r.change in changes]
     events = [change_event(root, estate, changes[r.change], r) for r in runs]
-    events += [
-        incident_event(estate, i, moment) for i in records.incidents(root) if i.start <= moment
-    ]
+    incidents, skipped_incidents = _showable_incidents(root, moment)
+    events += [incident_event(estate, i, moment) for i in incidents]
     current = tuple(e for e in events if e.end is None)
     history = tuple(sorted((e for e in events if e.end is not None), key=_newest_first))
     return SiteData(
@@ -282,6 +313,7 @@ def gather(root: Path, now: datetime | None = None, remote: str | None = None) -
         by_month=measures(history, month_of),
         by_system=measures(history, lambda e: e.systems),
         left_out=left_out,
+        skipped=(*skipped, *skipped_incidents),
     )
 
 

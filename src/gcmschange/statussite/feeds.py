@@ -2,6 +2,8 @@
 
 Each is built from `SiteData` alone and stamped with its `now`, so the bytes are the same
 for the same inputs. Nothing internal goes in: no hosts, digests, approvers or variables.
+Text is made safe for each medium in one place: the Atom tree as a whole just before it is
+written (`_xml_safe`), the calendars in `change_calendar`'s writer, JSON by its encoder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
+from gcmschange import textsafe
 from gcmschange.notify import change_calendar
 from gcmschange.statussite.data import Event, Measure, SiteData
 from gcmschange.statussite.text import text
@@ -94,9 +97,20 @@ def atom(data: SiteData, lang: str, base: str = "") -> bytes:
         _entry(feed, event, lang, f"{base}index.html#{event.anchor}", data)
     for event in data.history:
         _entry(feed, event, lang, f"{base}history.html#{event.anchor}", data)
+    _xml_safe(feed)
     ET.indent(feed)
     xml: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return xml + b"\n"
+
+
+def _xml_safe(tree: ET.Element) -> None:
+    """Every text and attribute value of `tree` made XML 1.0 characters: ElementTree escapes
+    markup but writes a control character as it is, which no XML parser accepts."""
+    for element in tree.iter():
+        if element.text:
+            element.text = textsafe.xml_text(element.text)
+        for name, value in element.attrib.items():
+            element.set(name, textsafe.xml_text(value))
 
 
 def _event_json(event: Event) -> dict[str, Any]:
@@ -146,4 +160,7 @@ def status_json(data: SiteData) -> bytes:
             "by_system": _measures_json(data.by_system),
         },
     }
-    return (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # JSON escapes every control character itself; only a lone surrogate (possible in a JSON
+    # record read back) has no UTF-8 form, and becomes "?" rather than a failed build.
+    return text.encode("utf-8", "replace")

@@ -17,6 +17,7 @@ from gcmschange.audit import anchor, trail
 from gcmschange.audit.trail import AuditEvent
 from gcmschange.errors import GcmsError
 from gcmschange.model import ChangeRequest
+from gcmschange.notify.change_calendar import instant_problem
 from gcmschange.notify.incidents import Incident, read_incidents
 
 # The apply engine's events (gcmschange/apply.py): `{kind}.started` opens a run (apply,
@@ -110,17 +111,48 @@ def checks(
     return latest
 
 
+def _time_problem(event: AuditEvent) -> str:
+    try:
+        moment = datetime.fromisoformat(event.time)
+    except (TypeError, ValueError):
+        return f"time {event.time!r} is not an ISO 8601 time"
+    return instant_problem(moment)
+
+
+def _dated(events: Iterable[AuditEvent], log: str) -> tuple[list[AuditEvent], list[str]]:
+    """The events whose time the site can place, and a line for each one it cannot.
+
+    A log is hash-chained, not schema-checked: a time another tool wrote (or a year 9999)
+    must cost that entry its place in the history, not the whole site.
+    """
+    kept: list[AuditEvent] = []
+    left_out: list[str] = []
+    for event in events:
+        why = _time_problem(event)
+        if why:
+            left_out.append(f"{log}: entry {event.seq} ({event.event}): {why}")
+        else:
+            kept.append(event)
+    return kept, left_out
+
+
 def read_audit(root: Path, remote: str | None = None) -> tuple[list[AuditEvent], tuple[str, ...]]:
     """This repository's audit events, plus, with `remote`, those of every other log anchored
-    there (other pipelines, other controllers), oldest first; and the anchored logs left out
-    because they failed their checks."""
-    local = trail.read_events(root)
+    there (other pipelines, other controllers), oldest first; and what was left out: anchored
+    logs that failed their checks, and entries whose time cannot be placed."""
+    recorded = trail.read_events(root)
+    local, left_out = _dated(recorded, "audit log")
     if remote is None:
-        return local, ()
+        return local, tuple(left_out)
     found = anchor.remote_logs(root, remote)
-    own = anchor.log_id(local)
-    merged = [*local, *(e for lid, log in found.logs.items() if lid != own for e in log)]
-    return sorted(merged, key=event_time), found.problems
+    own = anchor.log_id(recorded)
+    merged = list(local)
+    for lid, log in found.logs.items():
+        if lid != own:
+            kept, bad = _dated(log, f"audit log {lid}")
+            merged += kept
+            left_out += bad
+    return sorted(merged, key=event_time), (*found.problems, *left_out)
 
 
 def incidents(root: Path) -> list[Incident]:

@@ -2,7 +2,8 @@
 
 The chart carries its own `<title>` and `<desc>` (read by screen readers through
 `aria-labelledby`), and each bar its value as text, so the chart never relies on colour or
-length alone; the page shows the same numbers in a table beside it.
+length alone; the page shows the same numbers in a table beside it. Its text (system names
+from the estate) is made safe for HTML here, as the pages' own values are in `build`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from markupsafe import Markup
+
+from gcmschange.textsafe import html_text
 
 ROW = 28  # px per bar
 LABEL_WIDTH = 240
@@ -34,13 +37,13 @@ def _bar(index: int, bar: Bar, biggest: float) -> Markup:
     ).format(
         lx=LABEL_WIDTH - 8,
         ty=y + 18,
-        label=bar.label,
+        label=html_text(bar.label),
         bx=LABEL_WIDTH,
         by=y + 5,
         w=width,
         h=ROW - 10,
         vx=LABEL_WIDTH + width + 6,
-        value=bar.text,
+        value=html_text(bar.text),
     )
 
 
@@ -59,7 +62,7 @@ def bar_chart(chart_id: str, title: str, description: str, bars: list[Bar]) -> M
         w=width,
         h=height,
         id=chart_id,
-        title=title,
-        desc=description,
+        title=html_text(title),
+        desc=html_text(description),
         body=Markup("").join(_bar(i, b, biggest) for i, b in enumerate(bars)),
     )
