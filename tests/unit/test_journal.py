@@ -154,3 +154,25 @@ def test_a_damaged_line_refuses_the_journal_and_names_the_line(tmp_path: Path) -
             journal.read(path)
         assert f"{path}:2" in caught.value.message, why
         assert caught.value.exit_code == ExitCode.FAILURE
+
+
+def test_a_failed_wave_is_seen_even_when_the_decision_was_cut_off(tmp_path: Path) -> None:
+    """Truncated at the decision line, the journal still holds the wave's failures: resume
+    must roll back, never push the known-bad change beyond the canary."""
+    path = tmp_path / "journal.jsonl"
+    j = journal.Journal(path, "r1")
+    j.begin(S("run"), kind="apply", waves=[["a-1"], ["a-2"]], threshold=0)
+    j.begin(S("wave-1-push"), hosts=["a-1"])
+    j.done(S("wave-1-push"), hosts=["a-1"], failed={}, unreachable=[])
+    j.begin(S("wave-1-verify"), hosts=["a-1"])
+    j.done(S("wave-1-verify"), hosts=["a-1"], failed={"a-1": ["test_status"]})
+    ep = journal.episode(journal.read(path))
+    assert ep.failed_wave and not ep.rollback_began
+
+
+def test_failures_within_the_threshold_do_not_stop_the_change(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    j = journal.Journal(path, "r1")
+    j.begin(S("run"), kind="apply", waves=[["a-1", "a-2"]], threshold=1)
+    j.done(S("wave-1-push"), hosts=["a-1", "a-2"], failed={"a-2": "x"}, unreachable=[])
+    assert not journal.episode(journal.read(path)).failed_wave

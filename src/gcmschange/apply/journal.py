@@ -295,8 +295,20 @@ class Episode:
 
     @property
     def failed_wave(self) -> bool:
-        """A wave was judged failed (the decision is journalled before the rollback starts)."""
-        return any(e.step.stage is Stage.DECISION and e.data.get("rollback") for e in self.entries)
+        """A wave was judged failed: the decision is journalled before the rollback starts, and
+        even where the journal was cut before it, a wave step closed with more failed hosts
+        than the threshold allows was a failure; nothing goes forward past it."""
+        if any(e.step.stage is Stage.DECISION and e.data.get("rollback") for e in self.entries):
+            return True
+        threshold = self.start.get("threshold", 0)
+        limit = threshold if isinstance(threshold, int) else 0
+        for e in self.entries:
+            if e.step.stage is Stage.WAVE and e.status != BEGIN:
+                failed = e.data.get("failed") or {}
+                bad = set(failed) | set(e.data.get("unreachable") or ())
+                if len(bad) > limit:
+                    return True
+        return False
 
 
 def _touches(e: Entry) -> bool:

@@ -268,10 +268,21 @@ class Status:
     last_step: str
     hosts: dict[str, str]
     runs: tuple[str, ...]
-    locks: dict[str, str]
+    locks: dict[str, str]  # held on the remote by this change (ref -> commit)
+    locks_known: bool = True  # False: the remote could not be asked
 
 
-def status(root: Path, change: str) -> Status:
+def held_by(root: Path, remote: str, change: str) -> dict[str, str] | None:
+    """The locks the remote holds for `change` (None when it cannot be reached): the lock's
+    truth is the remote, never the journal, which a crash or an edit may have left behind."""
+    try:
+        held = locks.Store(root, remote).list()
+    except GcmsError:
+        return None
+    return {lk.ref: lk.sha for lk in held if lk.holder and lk.holder.change == change}
+
+
+def status(root: Path, change: str, remote: str = locks.DEFAULT_REMOTE) -> Status:
     ep = _open_episode(root, change)
     if not ep.entries:
         return Status(change, "never run", "", {}, (), {})
@@ -282,4 +293,6 @@ def status(root: Path, change: str) -> Status:
         state = "running" if is_running(root, change) else "interrupted"
     step = f"{last.step} ({last.status})" if last else ""
     runs = tuple(dict.fromkeys(e.run for e in ep.entries))
-    return Status(change, state, step, journal.host_states(ep), runs, ep.locks)
+    kept = ep.finished is None or state == "rollback_failed"
+    held = held_by(root, remote, change) if kept else {}
+    return Status(change, state, step, journal.host_states(ep), runs, held or {}, held is not None)

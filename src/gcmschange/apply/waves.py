@@ -18,7 +18,7 @@ from typing import Protocol
 from gcmschange.apply import push as deploy
 from gcmschange.apply.journal import Journal, Step
 from gcmschange.apply.road import Prepared
-from gcmschange.errors import InvalidInputError
+from gcmschange.errors import ExternalError, InvalidInputError
 from gcmschange.execution import verifier
 from gcmschange.execution.runner import RunResult
 from gcmschange.masking import mask_bytes
@@ -205,7 +205,13 @@ def check(job: Job, step: Step, hosts: Sequence[str]) -> verifier.VerifyResult:
     by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
     job.journal.begin(step.verify, hosts=list(hosts), tests=sorted(by_test))
     folder = job.run_dir / step.folder / "verify"
-    result = verifier.run(job.prepared.loaded.content, by_test, job.ssh_config, folder)
+    try:
+        result = verifier.run(job.prepared.loaded.content, by_test, job.ssh_config, folder)
+    except ExternalError as exc:
+        # Hosts were changed and cannot be verified: that is a failed check, not "nothing
+        # touched". The wave fails, and the rollback (verified the same way) decides the code.
+        failed: dict[str, tuple[str, ...]] = dict.fromkeys(hosts, (exc.message,))
+        result = verifier.VerifyResult(tuple(hosts), failed, 0, folder)
     scrub(folder, job.secrets)
     job.journal.done(
         step.verify,

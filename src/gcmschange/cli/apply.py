@@ -149,16 +149,19 @@ def resume_cmd(change: str, flags: app.ApplyFlags) -> int:
 
 @app.root.command("status", help=app.VERBS["status"])
 @click.argument("change")
+@app.remote_option
 @app.output_option
-def status_cmd(change: str, verb_output: str | None) -> None:
+def status_cmd(change: str, remote: str, verb_output: str | None) -> None:
     ctx = app.get_context(verb_output)
-    found = engine.status(ctx.repo, change)
+    found = engine.status(ctx.repo, change, remote)
     lines = [
         f"{found.change}: {found.state}"
         + (f" (last step: {found.last_step})" if found.last_step else "")
     ]
     lines += [f"  {host:<20} {state}" for host, state in sorted(found.hosts.items())]
-    if found.locks and found.state in {"interrupted", "running", "rollback_failed"}:
+    if not found.locks_known:
+        lines.append(f"  locks: unknown ({remote} could not be reached)")
+    elif found.locks:
         lines.append(f"  locks held: {', '.join(locks.name_of(r) for r in found.locks)}")
     app.emit(ctx, {"ok": True, **asdict(found)}, "\n".join(lines))
 
