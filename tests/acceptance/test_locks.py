@@ -158,3 +158,19 @@ def test_an_unreachable_lock_store_refuses_before_any_host(
     assert ep.finished.data["outcome"] == "refused"
     code, _, err = cli(repo, capsys, "locks")
     assert code == 1 and "lock store unreachable" in err
+
+
+def test_status_takes_lock_facts_from_the_remote_not_the_journal(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal that says a lock was taken, and a remote that holds none: status believes
+    the remote (a crash, an unlock or an edit may have left the journal behind)."""
+    path = journal.path_of(repo, "CHG-DEV-0101")
+    j = journal.Journal(path, "r1")
+    j.begin(S("run"), kind="apply", waves=[["case-api-d01"]], threshold=0)
+    j.done(S("lock"), refs={"refs/gcmschange/locks/dev/case_api": "0" * 40})
+    code, out, _ = cli(repo, capsys, "status", "CHG-DEV-0101")
+    assert code == 0 and "interrupted" in out
+    assert "locks held" not in out
+    code, out, _ = cli(repo, capsys, "status", "CHG-DEV-0101", "--remote", "nowhere")
+    assert code == 0 and "locks: unknown (nowhere could not be reached)" in out
