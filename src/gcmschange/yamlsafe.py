@@ -15,6 +15,7 @@ the same libyaml events, so they cannot disagree about what a file holds.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -45,13 +46,50 @@ _MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF") | {""}
 _WORD_START = frozenset("nNtTfF")
 _NULLS = frozenset(("null", "Null", "NULL"))
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+# Python refuses to convert more than 4,300 digits (and takes quadratic time up to there);
+# no datum has a tenth as many, so longer numbers are refused. Where a value must also fit
+# later stages (64-bit integers, say), the schema or the checks that use it bound it.
+MAX_DIGITS = 400
+_NUMBER_MESSAGES = {
+    "digits": f"number longer than {MAX_DIGITS} digits (quote it if it is text)",
+    "overflow": "number too large to hold: only .inf means infinity (quote it if it is text)",
+}
+
+
+class _NumberError(Exception):
+    """A plain scalar that reads as a number the loader will not hold."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.message = _NUMBER_MESSAGES[why]
+
+
+def _decimal(text: str) -> int:
+    if len(text.lstrip("+-").lstrip("0")) > MAX_DIGITS:
+        raise _NumberError("digits")
+    return int(text)
+
+
+def _based(text: str, base: int) -> int:
+    if len(text[2:].lstrip("0")) > MAX_DIGITS:
+        raise _NumberError("digits")
+    return int(text[2:], base)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999 is written as a finite number
+        raise _NumberError("overflow")
+    return value
+
+
 # The YAML 1.2 core schema's implicit types, tried in order; anything else is a string.
 _RESOLVERS: tuple[tuple[re.Pattern[str], Any], ...] = (
     (re.compile(r"^(?:~|null|Null|NULL|)$"), lambda _v: None),
-    (re.compile(r"^[-+]?[0-9]+$"), int),
-    (re.compile(r"^0o[0-7]+$"), lambda v: int(v[2:], 8)),
-    (re.compile(r"^0x[0-9a-fA-F]+$"), lambda v: int(v[2:], 16)),
-    (re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"), float),
+    (re.compile(r"^[-+]?[0-9]+$"), _decimal),
+    (re.compile(r"^0o[0-7]+$"), lambda v: _based(v, 8)),
+    (re.compile(r"^0x[0-9a-fA-F]+$"), lambda v: _based(v, 16)),
+    (re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"), _finite),
     (re.compile(r"^[-+]?\.(?:inf|Inf|INF)$"), lambda v: -math.inf if v[0] == "-" else math.inf),
     (re.compile(r"^\.(?:nan|NaN|NAN)$"), lambda _v: math.nan),
 )
@@ -60,16 +98,30 @@ _KEY_KINDS = {bool: "a boolean", int: "a number", float: "a number", type(None):
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
+def printable(text: str) -> str:
+    """`text` for a one-line message, every invisible character escaped (`\\u001b`): control
+    characters, line breaks and bidirectional overrides in a value must not rewrite the
+    terminal, the CI log or the report that shows it."""
+    return text if text.isprintable() else "".join(map(_visible, text))
+
+
+def _visible(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def json_path(path: Sequence[PathPart]) -> str:
     """`$.window.start`, `$.systems[1]`, `$.variables['odd key']`."""
     out = ["$"]
     for part in path:
         if isinstance(part, int):
             out.append(f"[{part}]")
-        elif _IDENT.match(part):
+        elif _IDENT.fullmatch(part):
             out.append(f".{part}")
         else:
-            out.append("['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']")
+            out.append("['" + printable(part.replace("\\", "\\\\").replace("'", "\\'")) + "']")
     return "".join(out)
 
 
@@ -161,10 +213,13 @@ def _scalar(event: Any) -> Any:
     tag = event.tag
     if tag is not None and tag not in _STRING_TAGS:
         raise _RefusedError(
-            "tag", f"tag '{tag}' is not allowed (plain data only)", event.start_mark
+            "tag", f"tag '{printable(tag)}' is not allowed (plain data only)", event.start_mark
         )
     if tag is None and event.implicit[0] and not event.style:
-        return _plain_scalar(event.value)
+        try:
+            return _plain_scalar(event.value)
+        except _NumberError as refused:
+            raise _RefusedError("number", refused.message, event.start_mark) from None
     return event.value
 
 
@@ -220,7 +275,7 @@ class _Builder:
         tag = event.tag
         if tag is not None and tag not in _COLLECTION_TAGS and tag != "!":
             raise _RefusedError(
-                "tag", f"tag '{tag}' is not allowed (plain data only)", event.start_mark
+                "tag", f"tag '{printable(tag)}' is not allowed (plain data only)", event.start_mark
             )
         if len(self.stack) >= MAX_DEPTH:
             raise _RefusedError(
@@ -266,11 +321,11 @@ class _Builder:
         mark = event.start_mark
         if not isinstance(key, str):
             kind = _KEY_KINDS.get(type(key), type(key).__name__)
-            message = f"key '{event.value}' is {kind}, not a string (quote it)"
+            message = f"key '{printable(event.value)}' is {kind}, not a string (quote it)"
             raise _RefusedError("key-type", message, mark)
         seen: dict[str, int] = frame[3]
         if key in seen:
-            message = f"duplicate key '{key}' (first at line {seen[key]})"
+            message = f"duplicate key '{printable(key)}' (first at line {seen[key]})"
             raise _RefusedError("duplicate-key", message, mark, path=(*frame[1], key))
         seen[key] = mark.line + 1
         frame[2] = key
@@ -351,7 +406,10 @@ class _Lean:
         if event.anchor is not None or (tag is not None and tag not in _STRING_TAGS):
             raise _UnusualError
         if tag is None and not event.style and event.implicit[0] and value[:1] in _MAYBE_NOT_TEXT:
-            value = _plain_scalar(value)
+            try:
+                value = _plain_scalar(value)
+            except _NumberError:
+                raise _UnusualError from None  # the exact pass names it, with its place
         if self.in_map and self.key is None:
             if type(value) is not str or value in self.container:
                 raise _UnusualError
@@ -452,20 +510,27 @@ def load_bytes(raw: bytes, file: str, *, limit: int = MAX_BYTES) -> Document:
     return Document(builder.root, file, tables, text, tables)
 
 
+_SYMLINK_MESSAGE = "is a symbolic link, not a regular file (links are never followed)"
+OUTSIDE_MESSAGE = "is outside the repository (only files in it are read)"
+# O_NONBLOCK: a FIFO swapped in after the lstat must not wait for a writer.
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
+
+
 def read_limited(
     path: os.PathLike[str], display: str | None = None, *, limit: int = MAX_BYTES
 ) -> bytes:
-    """The file's bytes, at most one past the size limit (a 50 MB file costs 256 KiB)."""
+    """The bytes of a regular file, at most one past the size limit (50 MB cost 256 KiB).
+
+    Only a regular file is read. A symbolic link is refused, never followed: a change file
+    linked to /etc/passwd or a key must not be read, let alone quoted back in a report.
+    FIFOs, sockets and devices are refused before they are opened.
+    """
     name = display if display is not None else os.fspath(path)
     try:
-        # O_NONBLOCK: opening a FIFO named like a YAML file must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        _must_be_regular(name, os.lstat(path).st_mode)
+        fd = os.open(path, _OPEN_FLAGS)
         try:
-            mode = os.fstat(fd).st_mode
-            if stat.S_ISDIR(mode):
-                raise _refusal(name, "unreadable", "is a directory, not a file")
-            if not stat.S_ISREG(mode):
-                raise _refusal(name, "unreadable", "not a regular file (a FIFO, socket or device)")
+            _must_be_regular(name, os.fstat(fd).st_mode)  # replaced since the lstat
             return _read_up_to(fd, limit + 1)
         finally:
             os.close(fd)
@@ -474,7 +539,50 @@ def read_limited(
     except IsADirectoryError as exc:
         raise _refusal(name, "unreadable", "is a directory, not a file") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link swapped in since the lstat
+            raise _refusal(name, "unreadable", _SYMLINK_MESSAGE) from exc
         raise _refusal(name, "unreadable", f"cannot be read: {exc.strerror}") from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise _refusal(name, "unreadable", "cannot be read: not a usable file name") from exc
+
+
+def read_inside(
+    root: os.PathLike[str],
+    path: os.PathLike[str],
+    display: str | None = None,
+    *,
+    limit: int = MAX_BYTES,
+) -> bytes:
+    """`read_limited`, for a file that must also lie inside `root` (see `inside`)."""
+    name = display if display is not None else os.fspath(path)
+    if not inside(root, path):
+        raise _refusal(name, "outside", OUTSIDE_MESSAGE)
+    return read_limited(path, name, limit=limit)
+
+
+def inside(root: os.PathLike[str], path: os.PathLike[str]) -> bool:
+    """Whether `path` lies under `root` once the links of its folders are resolved (the
+    name itself is not resolved: the reader refuses it if it is a link)."""
+    full = Path(path).absolute()
+    return folder_inside(root, full if full.name in ("", ".", "..") else full.parent)
+
+
+def folder_inside(root: os.PathLike[str], folder: os.PathLike[str]) -> bool:
+    """Whether `folder`, every link on its way resolved, is `root` or lies under it."""
+    try:
+        return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(root))
+    except ValueError:  # a NUL byte in the name: nowhere at all
+        return False
+
+
+def _must_be_regular(name: str, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        raise _refusal(name, "unreadable", _SYMLINK_MESSAGE)
+    if stat.S_ISDIR(mode):
+        raise _refusal(name, "unreadable", "is a directory, not a file")
+    raise _refusal(name, "unreadable", "not a regular file (a FIFO, socket or device)")
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:
@@ -485,10 +593,17 @@ def _read_up_to(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def load_file(path: Path, display: str | None = None, *, limit: int = MAX_BYTES) -> Document:
-    """Read (within the size limit) and parse one file."""
+def load_file(
+    path: Path, display: str | None = None, *, limit: int = MAX_BYTES, root: Path | None = None
+) -> Document:
+    """Read (a regular file, within the size limit, inside `root` if given) and parse one file."""
     name = display if display is not None else str(path)
-    return load_bytes(read_limited(path, name, limit=limit), name, limit=limit)
+    raw = (
+        read_limited(path, name, limit=limit)
+        if root is None
+        else read_inside(root, path, name, limit=limit)
+    )
+    return load_bytes(raw, name, limit=limit)
 
 
 def _refusal(file: str, code: str, message: str) -> ValidationError:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,26 +58,63 @@ class Estate:
 
     def dependents(self, system: str) -> tuple[str, ...]:
         """Systems that depend directly on `system`."""
-        return tuple(s.id for s in self.systems.values() if system in s.depends_on)
+        return self._dependents.get(system, ())
+
+    @cached_property
+    def _dependents(self) -> dict[str, tuple[str, ...]]:
+        # The graph reversed once, so a walk costs its edges, not edges times systems.
+        found: dict[str, dict[str, None]] = {}
+        for system in self.systems.values():
+            for dep in system.depends_on:
+                found.setdefault(dep, {})[system.id] = None
+        return {dep: tuple(users) for dep, users in found.items()}
+
+    @cached_property
+    def _depends_on(self) -> dict[str, tuple[str, ...]]:
+        return {sid: s.depends_on for sid, s in self.systems.items()}
+
+    @cached_property
+    def _reach(self) -> dict[str, frozenset[str]]:
+        """Estate system -> itself and every system either way along the graph (memo)."""
+        return {}
 
     def blast_radius(self, systems: tuple[str, ...]) -> BlastRadius:
-        """The targets plus every system downstream of them, and the partners they feed."""
-        seen = list(dict.fromkeys(systems))
-        queue = deque(seen)
-        while queue:
-            for dep in self.dependents(queue.popleft()):
-                if dep not in seen:
-                    seen.append(dep)
-                    queue.append(dep)
-        affected = set(seen)
-        partners = tuple(p.id for p in self.partners.values() if affected & set(p.consumes))
+        """The targets plus every system downstream of them, and the partners they feed.
+
+        Linear in the targets and the graph: names not in the estate (a hostile change may
+        list thousands) have nothing downstream and cost one lookup each.
+        """
+        seen = _walk(systems, self._dependents)
+        partners = tuple(
+            p.id for p in self.partners.values() if not seen.keys().isdisjoint(p.consumes)
+        )
         return BlastRadius(systems=tuple(seen), partners=partners)
+
+    def related_to(self, system: str) -> frozenset[str]:
+        """`system` and every system it depends on or that depends on it (transitively)."""
+        found = self._reach.get(system)
+        if found is None:
+            down, up = _walk((system,), self._dependents), _walk((system,), self._depends_on)
+            found = frozenset((*down, *up))
+            if system in self.systems:  # kept for the estate's own names only: a bounded set
+                self._reach[system] = found
+        return found
 
     def related(self, a: str, b: str) -> bool:
         """True when a and b are the same system or one depends on the other (transitively)."""
-        return (
-            a == b or b in self.blast_radius((a,)).systems or a in self.blast_radius((b,)).systems
-        )
+        return a == b or b in self.related_to(a)
+
+
+def _walk(start: Iterable[str], edges: dict[str, tuple[str, ...]]) -> dict[str, None]:
+    """`start` and everything reachable from it along `edges`, in breadth-first order."""
+    seen = dict.fromkeys(start)
+    queue = deque(seen)
+    while queue:
+        for nxt in edges.get(queue.popleft(), ()):
+            if nxt not in seen:
+                seen[nxt] = None
+                queue.append(nxt)
+    return seen
 
 
 def find_root(start: Path) -> Path:
@@ -91,16 +130,19 @@ def find_root(start: Path) -> Path:
 ESTATE_FILE_LIMIT = 64 * 1024 * 1024
 
 
-def _read_yaml(path: Path, sources: list[str] | None = None) -> Any:
+def _read_yaml(path: Path, sources: list[str] | None = None, root: Path | None = None) -> Any:
     """Through the hardened loader, as validation reads it: what is checked is what is used."""
-    raw = yamlsafe.read_limited(path, limit=ESTATE_FILE_LIMIT)
+    if root is None:
+        raw = yamlsafe.read_limited(path, limit=ESTATE_FILE_LIMIT)
+    else:
+        raw = yamlsafe.read_inside(root, path, limit=ESTATE_FILE_LIMIT)
     if sources is not None:
         sources.append(f"{path.name}\0{raw.decode('utf-8', errors='replace')}")
     return yamlsafe.load_bytes(raw, str(path), limit=ESTATE_FILE_LIMIT).data
 
 
 def load_estate(root: Path) -> Estate:
-    data = _read_yaml(root / "estate.yml")
+    data = _read_yaml(root / "estate.yml", root=root)
     if not isinstance(data, dict):
         raise InvalidInputError(f"{root / 'estate.yml'}: expected a mapping at the top level")
     org = data.get("organisation", {})
@@ -161,13 +203,13 @@ def load_inventory(root: Path, environment: str) -> Inventory:
         hint = " (run `gcmschange lab up` first)" if environment == "lab" else ""
         raise InvalidInputError(f"{hosts_file}: inventory not found{hint}")
     parsed: list[str] = []
-    data = _read_yaml(hosts_file, parsed) or {}
+    data = _read_yaml(hosts_file, parsed, root) or {}
     children = (data.get("all") or {}).get("children") or {}
     group_vars: dict[str, dict[str, Any]] = {}
     gv_dir = env_dir / "group_vars"
     for name in ["all", *children]:
         gv = gv_dir / f"{name}.yml"
-        group_vars[name] = (_read_yaml(gv, parsed) or {}) if gv.is_file() else {}
+        group_vars[name] = (_read_yaml(gv, parsed, root) or {}) if gv.is_file() else {}
     hosts: dict[str, Host] = {}
     groups: dict[str, tuple[str, ...]] = {}
     for system, group in children.items():

@@ -61,7 +61,7 @@ class Context:
 
 
 def _schema_checked(root: Path, name: str, schema: str, check: bool) -> Any:
-    doc = yamlsafe.load_file(root / name, name)
+    doc = yamlsafe.load_file(root / name, name, root=root)
     problems = checker(resources.schemas_dir() / schema).problems(doc) if check else []
     if problems:
         raise ValidationError(
@@ -99,7 +99,7 @@ def _load_estate(root: Path, check: bool) -> Estate:
 
 def _spec(root: Path, path: Path, check: bool) -> PlaybookSpec:
     rel = str(path.relative_to(root))
-    doc = yamlsafe.load_file(path, rel)
+    doc = yamlsafe.load_file(path, rel, root=root)
     schema = checker(resources.schema("playbook-spec"))
     problems = schema.problems(doc) if check else []
     if problems:

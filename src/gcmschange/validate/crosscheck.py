@@ -18,19 +18,25 @@ from gcmschange.validate.context import Context
 from gcmschange.validate.rules import Facts
 
 
-def _related_systems(ctx: Context, facts: Iterable[Facts]) -> dict[str, set[str]]:
+def _related_systems(ctx: Context, facts: Iterable[Facts]) -> dict[str, frozenset[str]]:
+    """Each named system -> the named systems related to it. Linear in the names: each is
+    looked up in the estate's graph, never compared with every other name."""
     names = {s for f in facts for s in f.systems}
-    return {a: {b for b in names if ctx.related(a, b)} for a in names}
+    return {a: ctx.estate.related_to(a) & names for a in names}
 
 
-def _shared(a: Facts, b: Facts, related: dict[str, set[str]]) -> tuple[str, str] | None:
-    same = [s for s in a.systems if s in b.systems]
-    if same:
-        return same[0], same[0]
+def _shared(a: Facts, b: Facts, related: dict[str, frozenset[str]]) -> tuple[str, str] | None:
+    """The first system of `a` that `b` also targets, else the first related pair."""
+    order: dict[str, int] = {}
+    for i, system in enumerate(b.systems):
+        order.setdefault(system, i)
+    same = next((s for s in a.systems if s in order), None)
+    if same is not None:
+        return same, same
     for x in a.systems:
-        for y in b.systems:
-            if y in related.get(x, ()):
-                return x, y
+        places = [order[y] for y in related.get(x, ()) if y in order]
+        if places:
+            return x, b.systems[min(places)]
     return None
 
 

@@ -21,12 +21,17 @@ from gcmschange.validate import run
 
 
 def find_change_file(root: Path, ref: str) -> Path:
-    """A change given as a path, or as an id that names changes/<id>.yaml."""
-    as_path = Path(ref)
-    for candidate in (as_path, root / as_path, root / "changes" / f"{ref}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise InvalidInputError(f"{ref}: no such change (looked for changes/{ref}.yaml)")
+    """A change given as a path, or as an id that names changes/<id>.yaml.
+
+    Found as `validate` finds it: a link or a FIFO there is returned, for the reader to
+    refuse by name.
+    """
+    found = run.resolve(root, ref)
+    if run.present(found):
+        return found
+    raise InvalidInputError(
+        f"{run.shown(ref)}: no such change (looked for changes/{run.shown(ref)}.yaml)"
+    )
 
 
 def _aware(value: str, tz: str) -> datetime:
@@ -90,7 +95,10 @@ def load_change(root: Path, ref: str) -> ChangeRequest:
     errors = tuple(p for p in result.problems if p.severity == "error")
     if errors:
         raise ValidationError(f"{result.file}: invalid change request", errors)
-    doc = yamlsafe.load_file(path, result.file).data
+    raw = yamlsafe.read_inside(root, path, result.file)
+    if run.content_key(result.file, raw) != result.key:  # what runs is what was validated
+        raise InvalidInputError(f"{result.file}: changed while it was being validated; try again")
+    doc = yamlsafe.load_bytes(raw, result.file).data
     runnable = doc
     if doc["type"] == "standard":
         entry = catalogue.load_entry(root, root / "catalogue" / f"{doc['template']}.yml")

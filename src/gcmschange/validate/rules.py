@@ -6,6 +6,7 @@ cascade. Checks that depend on the clock or on other changes live in `validate_c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -18,6 +19,9 @@ from gcmschange.validate.schema import kind_of
 from gcmschange.yamlsafe import Document, NodePath, json_path
 
 MASK = "********"
+# What every reader of a change holds exactly: JSON has no infinity, and the reports, the
+# journal and the hosts' configuration readers stop at 64-bit integers.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 WINDOW_PATH = json_path(("window",))
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -77,6 +81,7 @@ def check(
     ctx: Context, doc: Document, schema_problems: list[Problem]
 ) -> tuple[list[Problem], Facts | None]:
     rules = _Rules(ctx, doc, schema_problems)
+    _numbers(rules)
     _identity(rules)
     _references(rules)
     entry = _standard(rules)
@@ -84,6 +89,32 @@ def check(
     _emergency(rules)
     facts = _window(rules, entry)
     return rules.found, facts
+
+
+def _numbers(r: _Rules) -> None:
+    """Every number is one that later stages and the hosts hold exactly (see INT_MIN)."""
+    for path, value in _out_of_range(r.data, ()):
+        if json_path(path) in r.bad:
+            continue  # the schema already said what is wrong there
+        if isinstance(value, float):
+            r.add(path, "not a finite number (.inf and .nan cannot be used)", "number")
+        else:
+            r.add(path, "whole number out of range (from -2**63 to 2**63-1)", "number")
+
+
+def _out_of_range(value: Any, path: NodePath) -> Iterator[tuple[NodePath, Any]]:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield path, value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT_MIN <= value <= INT_MAX:
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _out_of_range(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _out_of_range(item, (*path, i))
 
 
 def _identity(r: _Rules) -> None:
@@ -158,7 +189,11 @@ def _variables(r: _Rules, entry: catalogue.CatalogueEntry | None) -> None:
     if entry is not None and r.ok("parameters"):
         variables, at = catalogue.instantiate(r.data, entry)["variables"], ("parameters",)
         playbook = entry.playbook
-    elif r.ok("variables") or (r.ok("playbook") and r.data.get("type") != "standard"):
+    elif (
+        r.data.get("type") != "standard"
+        and r.ok("playbook")  # the spec to judge them by
+        and (r.ok("variables") or "variables" not in r.data)
+    ):
         variables, at, playbook = r.data.get("variables") or {}, ("variables",), r.data["playbook"]
     else:
         return
@@ -240,7 +275,7 @@ def _moments(r: _Rules) -> tuple[datetime, datetime] | None:
     window = r.data["window"]
     try:
         zone = ZoneInfo(window["timezone"])
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as America
         r.add(("window", "timezone"), f"unknown time zone {window['timezone']!r}", "window")
         return None
     moments = []
@@ -259,7 +294,9 @@ def _window(r: _Rules, entry: catalogue.CatalogueEntry | None) -> Facts | None:
     if moments is None:
         return None
     start, end = moments
-    env, kind = r.data.get("environment", ""), r.data.get("type", "")
+    # Only values the schema accepted: the policy looks them up by name.
+    env = r.data["environment"] if r.ok("environment") else ""
+    kind = r.data["type"] if r.ok("type") else ""
     if end <= start:
         r.add(("window", "end"), "window ends before it starts", "window")
     limit = r.ctx.policy.max_window(env)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from gcmschange import yamlsafe
 from gcmschange.audit import trail
-from gcmschange.errors import Problem, ValidationError
+from gcmschange.errors import Location, Problem, ValidationError
 from gcmschange.model import BlastRadius
 from gcmschange.validate import crosscheck, rules
 from gcmschange.validate.cache import AuditIndex, FileResult, ResultCache, signature
@@ -27,7 +28,16 @@ from gcmschange.validate.context import Context, load_context
 from gcmschange.validate.schema import kind_of
 
 Source = Path | os.DirEntry[str]  # a file to check: DirEntry saves a Path per listed change
-__all__ = ["FileResult", "Report", "display_name", "record_audit", "resolve", "validate"]
+__all__ = [
+    "FileResult",
+    "Report",
+    "display_name",
+    "present",
+    "record_audit",
+    "resolve",
+    "shown",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -48,20 +58,39 @@ def display_name(root: Path, path: Path) -> str:
     """The path relative to the repository when inside it (as users and CI show files)."""
     full, base = path.absolute(), root.absolute()
     if full.is_relative_to(base):
-        return str(full.relative_to(base))
+        return shown(str(full.relative_to(base)))
     try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
+        return shown(str(path.resolve().relative_to(root.resolve())))
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a loop of links
+        return shown(str(path))
+
+
+def shown(name: str) -> str:
+    """A file name as messages show it: on one line, whatever characters it holds.
+
+    Names with control, invisible or undecodable characters (or a backslash) are shown
+    quoted and escaped; no other name has a backslash, so two files never share a shown
+    name (the name is also the file's key in the run and in the cache).
+    """
+    return name if name.isprintable() and "\\" not in name else ascii(name)
 
 
 def resolve(root: Path, ref: str) -> Path:
     """A change given as a path, or as an id naming changes/<id>.yaml."""
     as_path = Path(ref)
     for candidate in (as_path, root / as_path, root / "changes" / f"{ref}.yaml"):
-        if candidate.is_file():
+        if present(candidate):
             return candidate
-    return as_path
+    return root / as_path  # not there: the reader says so, of a name in the repository
+
+
+def present(path: Path) -> bool:
+    """Whether something non-folder is there: a link or a FIFO too, so the reader refuses it
+    by name rather than the run saying the file is missing."""
+    try:
+        return not stat.S_ISDIR(path.lstat().st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _blast(ctx: Context, data: dict[str, object]) -> BlastRadius | None:
@@ -93,8 +122,8 @@ def check_bytes(ctx: Context, raw: bytes, file: str, key: str | None = None) -> 
         return FileResult(file, key, None, (Problem(message, doc.locate(())),), None, None)
     schema_problems = ctx.change_schema.problems(doc)
     rule_problems, facts = rules.check(ctx, doc, schema_problems)
-    change_id = doc.data.get("id") if isinstance(doc.data.get("id"), str) else None
     problems = [*schema_problems, *rule_problems]
+    change_id = _valid_id(doc.data, schema_problems)
     if len(problems) > 1:
         problems.sort(key=_order)
     blast = _blast(ctx, doc.data)
@@ -102,13 +131,47 @@ def check_bytes(ctx: Context, raw: bytes, file: str, key: str | None = None) -> 
     return FileResult(file, key, change_id, tuple(problems), facts, blast, (at.line, at.column))
 
 
+def _valid_id(data: dict[str, object], schema_problems: list[Problem]) -> str | None:
+    """The id, once the schema accepted it: reports, JUnit and the audit log show it as is."""
+    change_id = data.get("id")
+    if not isinstance(change_id, str) or any(p.location.path == "$.id" for p in schema_problems):
+        return None
+    return change_id
+
+
 def _order(p: Problem) -> tuple[str, int, int]:
     return (p.location.file, p.location.line, p.location.column)
 
 
+def _refused(
+    root: Path, paths: dict[str, Source], listed: dict[str, Source]
+) -> dict[str, FileResult]:
+    """Files not read at all: named with characters a message cannot show as they are, or
+    named under the root but held outside it (their folder is a link leading out).
+
+    The entries of changes/ share one folder, checked once; other files one by one.
+    """
+    changes_inside = not listed or yamlsafe.folder_inside(root, root / "changes")
+    found: dict[str, FileResult] = {}
+    for file, path in paths.items():
+        if "\\" in file:  # `shown` escaped it
+            found[file] = _refusal(file, "name", _NAME_MESSAGE)
+        elif not (changes_inside if file in listed else yamlsafe.inside(root, path)):
+            found[file] = _refusal(file, "outside", yamlsafe.OUTSIDE_MESSAGE)
+    return found
+
+
+_NAME_MESSAGE = "the file name holds control, invisible or undecodable characters; rename it"
+
+
+def _refusal(file: str, code: str, message: str) -> FileResult:
+    return FileResult(file, "", None, (Problem(message, Location(file), code),), None, None)
+
+
 def _signature(path: Source) -> str | None:
     try:
-        return signature(path.stat())
+        # Of the entry itself: a link swapped in for a checked file must not inherit its verdict.
+        return signature(path.stat(follow_symlinks=False))
     except OSError:
         return None  # reading it says why, in the words the loader uses
 
@@ -157,7 +220,7 @@ def _listed(root: Path) -> dict[str, Source]:
     """Every changes/*.yaml (as glob finds them, in name order): shown name -> entry."""
     try:
         with os.scandir(root / "changes") as found:
-            entries = {f"changes/{e.name}": e for e in found if e.name.endswith(".yaml")}
+            entries = {shown(f"changes/{e.name}"): e for e in found if e.name.endswith(".yaml")}
     except OSError:
         return {}
     return dict(sorted(entries.items()))
@@ -177,7 +240,8 @@ def validate(
     skips the checks that depend on it, for stages that run inside the window.
     """
     ctx = load_context(root)
-    paths = _listed(root)
+    listed = _listed(root)
+    paths = dict(listed)
     wanted = list(paths)
     if refs:
         # Files found under changes/ are named cheaply; only paths given by the user are resolved.
@@ -188,11 +252,14 @@ def validate(
             paths.setdefault(file, path)
             wanted.append(file)
     cache = ResultCache(root, ctx.digest, enabled=use_cache)
+    refused = _refused(root, paths, listed)
     # Signatures are taken before any read, so a write in between leaves a newer one.
-    sigs = {file: _signature(path) for file, path in paths.items()}
+    sigs = {file: None if file in refused else _signature(path) for file, path in paths.items()}
     known = cache.unchanged(sigs)
     by_file = {
-        file: known.get(file) or _check_file(ctx, cache, source, file, sigs[file])
+        file: refused.get(file)
+        or known.get(file)
+        or _check_file(ctx, cache, source, file, sigs[file])
         for file, source in paths.items()
     }
     cache.save()
