@@ -73,7 +73,7 @@ def secret_names(root: Path, playbook: str) -> tuple[str, ...]:
     path = _spec_path(root, playbook) if playbook else None
     if path is None or not path.is_file():
         return ()
-    spec = yamlsafe.load_file(path).data or {}
+    spec = yamlsafe.load_file(path, root=root).data or {}
     options = spec.get("options") if isinstance(spec, dict) else None
     if not isinstance(options, dict):
         return ()

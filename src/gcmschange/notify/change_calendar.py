@@ -158,7 +158,7 @@ def filed_change(root: Path, ref: str) -> tuple[ChangeRequest, str]:
         reason = str(refused.problems[0]) if refused.problems else refused.message
         path = find_change_file(root, ref)
         display = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        data = yamlsafe.load_file(path, display).data
+        data = yamlsafe.load_file(path, display, root=root).data
         if not isinstance(data, dict):
             raise
         try:

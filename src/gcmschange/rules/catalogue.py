@@ -39,7 +39,7 @@ class CatalogueEntry:
 def load_entry(root: Path, path: Path, *, check: bool = True) -> CatalogueEntry:
     """One template, schema-checked unless known good; a broken one is a `ValidationError`."""
     rel = str(path.relative_to(root))
-    doc = yamlsafe.load_file(path, rel)
+    doc = yamlsafe.load_file(path, rel, root=root)
     schema = checker(resources.schema("catalogue-entry"))
     problems = schema.problems(doc) if check else []
     data = doc.data

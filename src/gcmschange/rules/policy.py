@@ -180,7 +180,7 @@ def from_document(doc: dict[str, Any], where: str = "policy.yml") -> Policy:
 def load_policy(root: Path, *, check: bool = True) -> Policy:
     """Read `policy.yml` at the repository root: hardened loader, then (unless known good,
     `check=False`) its schema."""
-    doc = yamlsafe.load_file(root / "policy.yml", "policy.yml")
+    doc = yamlsafe.load_file(root / "policy.yml", "policy.yml", root=root)
     schema = checker(resources.schema("policy"))
     problems = schema.problems(doc) if check else []
     if problems:

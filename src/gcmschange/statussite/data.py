@@ -171,7 +171,7 @@ def incident_event(estate: Estate, incident: Incident, now: datetime) -> Event:
 
 def _lenient(root: Path, path: Path) -> ChangeRequest:
     rel = str(path.relative_to(root))
-    return from_document(yamlsafe.load_file(path, rel).data, rel)
+    return from_document(yamlsafe.load_file(path, rel, root=root).data, rel)
 
 
 def load_changes(root: Path) -> list[ChangeRequest]:
