@@ -73,12 +73,16 @@ def test_tls_change_shows_exactly_the_protocol_line_on_each_gateway(
 
 
 def test_hosts_already_in_the_target_state_plan_zero_changes(
-    lab_repo: Path, gateways: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+    lab_repo: Path, gateways: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    change = tmp_path / "CHG-LAB-0951.yaml"
+    # Inside the repository: a change file is read only from there (a path outside is refused).
+    change = lab_repo / "changes" / "CHG-LAB-0951.yaml"
     change.write_text(NO_OP_CHANGE, encoding="utf-8")
-    code, plan = plan_json(lab_repo, str(change), capsys)
-    assert code == 0, [(h["host"], h["status"], h["message"]) for h in plan["hosts"]]
+    try:
+        code, plan = plan_json(lab_repo, str(change), capsys)
+    finally:
+        change.unlink()
+    assert code == 0, plan.get("error") or [(h["host"], h["status"]) for h in plan["hosts"]]
     assert plan["summary"] == {"changed": 0, "unchanged": 2, "unreachable": 0, "failed": 0}
     assert all(host["tasks"] == [] for host in plan["hosts"])
 
