@@ -195,6 +195,46 @@ class Inventory:
         return tuple(self.hosts[n] for n in dict.fromkeys(names))
 
 
+# Ansible's vars file extensions, tried in its order after the bare name (a folder, or a file).
+VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+
+
+def vars_files(folder: Path, name: str) -> list[Path]:
+    """The files Ansible's host_group_vars plugin reads for `name` under `folder`: the first of
+    `name` (a folder: every file in it, sorted, recursively; or a file), `name.yml`,
+    `name.yaml`, `name.json` that exists. So `group_vars/web/` hides `group_vars/web.yml`, as
+    it does for Ansible, and both tools see the same variables."""
+    for ext in VARS_EXTENSIONS:
+        path = folder / f"{name}{ext}"
+        if path.is_dir():
+            return _dir_vars_files(path)
+        if path.is_file():
+            return [path]
+    return []
+
+
+def _dir_vars_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if path.name.startswith(".") or path.name.endswith("~"):
+            continue  # hidden files and editor backups, skipped as Ansible does
+        if path.is_dir() and not path.suffix:
+            found += _dir_vars_files(path)
+        elif path.is_file() and path.suffix in VARS_EXTENSIONS:
+            found.append(path)
+    return found
+
+
+def _vars_of(folder: Path, name: str, parsed: list[str], root: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for path in vars_files(folder, name):
+        data = _read_yaml(path, parsed, root) or {}
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{path}: expected a mapping of variables")
+        merged.update(data)  # later files win key by key, as with Ansible's default merge
+    return merged
+
+
 def load_inventory(root: Path, environment: str) -> Inventory:
     """Read inventories/<env>/hosts.yml and its group_vars into hosts with merged variables."""
     env_dir = root / "inventories" / environment
@@ -205,18 +245,17 @@ def load_inventory(root: Path, environment: str) -> Inventory:
     parsed: list[str] = []
     data = _read_yaml(hosts_file, parsed, root) or {}
     children = (data.get("all") or {}).get("children") or {}
-    group_vars: dict[str, dict[str, Any]] = {}
-    gv_dir = env_dir / "group_vars"
-    for name in ["all", *children]:
-        gv = gv_dir / f"{name}.yml"
-        group_vars[name] = (_read_yaml(gv, parsed, root) or {}) if gv.is_file() else {}
+    group_vars = {
+        name: _vars_of(env_dir / "group_vars", name, parsed, root) for name in ["all", *children]
+    }
     hosts: dict[str, Host] = {}
     groups: dict[str, tuple[str, ...]] = {}
     for system, group in children.items():
         members = (group or {}).get("hosts") or {}
         groups[system] = tuple(members)
         for name, hvars in members.items():
-            merged = {**group_vars["all"], **group_vars[system], **(hvars or {})}
+            own = _vars_of(env_dir / "host_vars", name, parsed, root)
+            merged = {**group_vars["all"], **group_vars[system], **(hvars or {}), **own}
             hosts[name] = Host(name=name, system=system, vars=merged)
     source = hashlib.sha256("\0\0".join(parsed).encode("utf-8")).hexdigest()
     return Inventory(environment, hosts_file, hosts, groups, group_vars, source)
