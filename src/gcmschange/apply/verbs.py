@@ -40,6 +40,7 @@ from gcmschange.execution import runner, verifier
 from gcmschange.masking import secret_values
 from gcmschange.paths import change_dir
 from gcmschange.validate import run as validation
+from gcmschange.validate.load import load_change
 
 
 class InterruptedRunError(GcmsError):
@@ -165,7 +166,7 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
 def resume(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
     """Finish an interrupted run: verify what was touched, then continue or roll back."""
     opts = options or Options()
-    change_id = road.load(root, ref).change.id
+    change_id = load_change(root, ref).id
     with exclusive(root, change_id):
         ep = _open_episode(root, change_id)
         if not ep.entries or ep.finished is not None:
@@ -233,7 +234,7 @@ def _continue(run: rollout.Run, ep: journal.Episode) -> rollout.Outcome:
 def rollback(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
     """Roll the change back on the hosts its last run touched (every target if none recorded)."""
     opts = options or Options()
-    change_id = road.load(root, ref).change.id
+    change_id = load_change(root, ref).id
     with exclusive(root, change_id):
         run, _ep = _reopen(root, ref, "rollback", opts)
         return rollout.guarded(run, lambda r: rollout.back(r, "rollback requested"))

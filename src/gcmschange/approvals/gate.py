@@ -83,10 +83,7 @@ def requesters(root: Path, change: ChangeRequest, approvers: Approvers) -> dict[
     if named:
         found[named] = found.pop(change.requester)
     if change.path and gitrepo.is_repo(root) and gitrepo.resolve_commit(root, "HEAD"):
-        for person in gitrepo.people_of(root, "HEAD", change.path):
-            who = approvers.identify(person.email, person.name)
-            if who and who not in found:
-                found[who] = f"{who} {person.why}"
+        governance.add_people(found, approvers, gitrepo.people_of(root, "HEAD", change.path))
     return found
 
 

@@ -16,6 +16,7 @@ walk: the gate refuses, naming the files that differ from the trusted copy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,6 @@ class Version:
 class Outcome:
     rules: Rules  # the rules in force: the last version properly approved
     trust: TrustRef
-    governed: tuple[str, ...]  # rule digests that took effect through governance
     reasons: tuple[str, ...]  # why the tree's rules are not in force; empty when they are
     verdicts: tuple[Verdict, ...] = ()
 
@@ -68,11 +68,18 @@ def requesters(root: Path, approvers: Approvers, since: str, until: str) -> dict
     head = "HEAD" if until == trusted.TREE else until
     found: dict[str, str] = {}
     for name in trusted.RULE_PATHS:
-        for person in gitrepo.people_of(root, f"{since}..{head}", name):
-            who = approvers.identify(person.email, person.name)
-            if who and who not in found:
-                found[who] = f"{who} {person.why}"
+        add_people(found, approvers, gitrepo.people_of(root, f"{since}..{head}", name))
     return found
+
+
+def add_people(
+    found: dict[str, str], approvers: Approvers, people: Iterable[gitrepo.Person]
+) -> None:
+    """Add each commit author or committer the approvers file knows, with why they count."""
+    for person in people:
+        who = approvers.identify(person.email, person.name)
+        if who and who not in found:
+            found[who] = f"{who} {person.why}"
 
 
 def _approved(
@@ -107,7 +114,6 @@ def _approved(
 def in_force(root: Path, trust: TrustRef, systems: frozenset[str], now: datetime) -> Outcome:
     """The rules to judge with, and why the working tree's are not, if they are not."""
     rules = trusted.load(root, trusted.at_commit(root, trust.sha), systems)
-    governed: list[str] = []
     since = trust.sha
     refused: tuple[str, tuple[Verdict, ...]] | None = None
     for version in versions(root, trust, now):
@@ -119,12 +125,11 @@ def in_force(root: Path, trust: TrustRef, systems: frozenset[str], now: datetime
             refused = (_refusal(version, rules, trust, why), verdicts)
             continue
         rules = trusted.load(root, version.ruleset, systems)
-        governed.append(version.ruleset.digest)
         since = since if version.commit == trusted.TREE else version.commit
         refused = None
     if refused is None:
-        return Outcome(rules, trust, tuple(governed), ())
-    return Outcome(rules, trust, tuple(governed), (refused[0],), refused[1])
+        return Outcome(rules, trust, ())
+    return Outcome(rules, trust, (refused[0],), refused[1])
 
 
 def _refusal(version: Version, rules: Rules, trust: TrustRef, why: str) -> str:

@@ -26,7 +26,6 @@ from gcmschange.errors import GateRefusedError, UsageError
 from gcmschange.model import ChangeRequest
 from gcmschange.rules import trusted
 from gcmschange.rules.approvers import Approver, Approvers
-from gcmschange.rules.estate import load_estate
 from gcmschange.rules.policy import required_roles
 
 DEFAULT_EXPIRY = timedelta(days=3)
@@ -160,6 +159,32 @@ def approve(
     return Granted(statement, file, str(sig_path.relative_to(root)), sha)
 
 
+def _governance_refusal(
+    root: Path,
+    before: governance.Outcome,
+    *,
+    proposed: trusted.RuleSet,
+    who: Approver | None,
+    key: Path,
+    expires: timedelta,
+) -> str | None:
+    """Why this governance approval must not be made, or None."""
+    rules = before.rules
+    role = rules.policy.governance.role
+    if proposed.digest == rules.ruleset.digest:
+        return "the working tree's rules are already the rules in force: nothing to approve"
+    if who is None:
+        return f"the key {key} is not in the approvers in force ({before.trust.describe()})"
+    if role not in who.roles:
+        return f"{who.principal} does not hold the governance role {role!r}"
+    authors = governance.requesters(root, rules.approvers, before.trust.sha, trusted.TREE)
+    if who.principal in authors:
+        return f"self-approval: {authors[who.principal]}"
+    if expires > timedelta(days=rules.policy.approval_expiry_days):
+        return f"an expiry beyond the policy maximum of {rules.policy.approval_expiry_days} days"
+    return None
+
+
 def approve_governance(
     root: Path,
     key: Path,
@@ -172,25 +197,12 @@ def approve_governance(
     """Approve the working tree's rules (approvers, policy.yml, catalogue/) as a governance
     change, signed under the rules in force before it."""
     moment = now_utc(now)
-    trust = trusted.resolve(root, None, trust_ref)
-    before = governance.in_force(root, trust, frozenset(load_estate(root).systems), moment)
+    before = rules_in_force(root, None, moment, trust_ref)
     proposed = trusted.in_tree(root)
     rules = before.rules
     role = rules.policy.governance.role
-    why: str | None = None
-    if proposed.digest == rules.ruleset.digest:
-        why = "the working tree's rules are already the rules in force: nothing to approve"
     who = _signer(rules.approvers, key)
-    if why is None and who is None:
-        why = f"the key {key} is not in the approvers in force ({before.trust.describe()})"
-    elif why is None and who is not None and role not in who.roles:
-        why = f"{who.principal} does not hold the governance role {role!r}"
-    elif why is None and who is not None:
-        authors = governance.requesters(root, rules.approvers, before.trust.sha, trusted.TREE)
-        if who.principal in authors:
-            why = f"self-approval: {authors[who.principal]}"
-    if why is None and expires > timedelta(days=rules.policy.approval_expiry_days):
-        why = f"an expiry beyond the policy maximum of {rules.policy.approval_expiry_days} days"
+    why = _governance_refusal(root, before, proposed=proposed, who=who, key=key, expires=expires)
     if why is not None or who is None:
         trail.record(root, "governance.refused", outcome="refused", details={"reason": why})
         raise GateRefusedError(f"governance approval refused: {why}")
