@@ -8,7 +8,7 @@
 #   uv pip compile pyproject.toml --extra dev --extra accel --python-version 3.11 --generate-hashes --no-header -o requirements/dev.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(openssh-server nginx iproute2 rsync curl openssl git)
+packages=(openssh-server nginx iproute2 rsync curl openssl git prometheus prometheus-nginx-exporter)
 if [ "${1:-}" = --browser ]; then packages+=(chromium chromium-driver); fi
 need=()
 for pkg in "${packages[@]}"; do

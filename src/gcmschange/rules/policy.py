@@ -1,4 +1,5 @@
-"""The change policy (`policy.yml`): approvals, freezes, window limits, emergency rules.
+"""The change policy (`policy.yml`): approvals, freezes, window limits, emergency rules, and
+what an inconclusive canary analysis does.
 
 Only reading and querying live here; the checks that turn policy into problems are in
 `validate.py`, and the approval gate (`approvals.py`) asks `required_roles` what to demand.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,6 +59,20 @@ class GovernanceRules:
     approvals: int = 2
 
 
+class Inconclusive(StrEnum):
+    """What an inconclusive analysis does to a change."""
+
+    FAIL = "fail"  # stop and roll back, as a failed check does: fail closed
+    PROCEED = "proceed"  # go on, recorded
+
+
+@dataclass(frozen=True)
+class AnalysisRules:
+    inconclusive: Inconclusive = Inconclusive.FAIL
+    prometheus: dict[str, str] = field(default_factory=dict)  # environment -> URL
+    required: tuple[str, ...] = ()  # environments that must have a Prometheus to judge changes
+
+
 @dataclass(frozen=True)
 class Policy:
     # environment -> change type -> roles ("owner" is expanded per target system)
@@ -71,6 +87,7 @@ class Policy:
     conflict_severity: dict[str, str] = field(
         default_factory=lambda: dict(DEFAULT_CONFLICT_SEVERITY)
     )
+    analysis: AnalysisRules = field(default_factory=AnalysisRules)
 
     def max_window(self, env: str) -> timedelta | None:
         hours = self.windows.max_hours.get(env)
@@ -139,6 +156,14 @@ def _approvals(raw: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:
     }
 
 
+def _analysis(raw: dict[str, Any]) -> AnalysisRules:
+    return AnalysisRules(
+        inconclusive=Inconclusive(str(raw.get("inconclusive", Inconclusive.FAIL.value))),
+        prometheus={str(k): str(v) for k, v in (raw.get("prometheus") or {}).items()},
+        required=tuple(str(e) for e in raw.get("required") or ()),
+    )
+
+
 def from_document(doc: dict[str, Any], where: str = "policy.yml") -> Policy:
     """Build the policy from a parsed `policy.yml` (shape checked by its schema)."""
     try:
@@ -170,6 +195,7 @@ def from_document(doc: dict[str, Any], where: str = "policy.yml") -> Policy:
                 if isinstance(conflicts, dict)
                 else dict(DEFAULT_CONFLICT_SEVERITY)
             ),
+            analysis=_analysis(doc.get("analysis") or {}),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidInputError(
