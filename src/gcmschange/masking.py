@@ -1,8 +1,9 @@
 """Masking of secret values, for every output, artifact, event, notice and audit entry.
 
-A change variable is secret when its playbook's argument spec (`playbooks/<playbook>.spec.yml`)
-marks it `secret: true`. Masking replaces the value itself wherever it appears, so it also
-catches the value after Ansible or a template has copied it into free text.
+A change variable is secret when an argument spec of its playbook (`playbooks/<name>.meta.yml`,
+or a role's `meta/argument_specs.yml`) marks it `secret: true` or `no_log: true`. Masking
+replaces the value itself wherever it appears, so it also catches the value after Ansible or a
+template has copied it into free text.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gcmschange import yamlsafe
 from gcmschange.model import ChangeRequest
+from gcmschange.rules import argspecs
 
 MASK = "********"
 
@@ -63,25 +64,13 @@ def _mask_value(value: Any, ordered: tuple[str, ...], names: frozenset[str]) -> 
     return value
 
 
-def _spec_path(root: Path, playbook: str) -> Path:
-    name = playbook.removesuffix(".yml").removesuffix(".yaml")
-    return root / "playbooks" / f"{name}.spec.yml"
-
-
 def secret_names(root: Path, playbook: str) -> tuple[str, ...]:
-    """Variables the playbook's argument spec marks `secret: true` (none if no spec)."""
-    path = _spec_path(root, playbook) if playbook else None
-    if path is None or not path.is_file():
+    """Variables the playbook's argument specs mark `secret: true` or `no_log: true`: its own
+    and those of the roles it applies (none without a spec)."""
+    if not playbook:
         return ()
-    spec = yamlsafe.load_file(path, root=root).data or {}
-    options = spec.get("options") if isinstance(spec, dict) else None
-    if not isinstance(options, dict):
-        return ()
-    return tuple(
-        str(name)
-        for name, opt in options.items()
-        if isinstance(opt, dict) and opt.get("secret") is True
-    )
+    # Read leniently (no schema check): a spec validate refused still names its secrets.
+    return argspecs.for_playbook(root, playbook, check=False).secret_names()
 
 
 def _as_text(value: Any) -> str:

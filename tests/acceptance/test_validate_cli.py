@@ -166,7 +166,7 @@ def test_load_change_instantiates_standard_changes_and_refuses_invalid_ones(
         load_change(estate_repo, "CHG-LAB-0001")
     assert [str(p) for p in caught.value.problems] == [
         "changes/CHG-LAB-0001.yaml:11:3: $.variables.x_y: unknown variable 'x_y' "
-        "(not declared in playbooks/configure.spec.yml)"
+        "(not declared in playbooks/configure.meta.yml)"
     ]
 
 

@@ -65,7 +65,7 @@ CHANGING = {
     ),
     "playbook byte": _edit("playbooks/configure.yml", "- name: Push", "- name:  Push"),
     "playbook spec byte": _edit(
-        "playbooks/configure.spec.yml", "Worker connections", "Worker  connections"
+        "playbooks/configure.meta.yml", "Worker connections", "Worker  connections"
     ),
     "target host inventory var": _edit("inventories/lab/hosts.yml", "10.0.0.3", "10.0.0.33"),
     "target group var": _edit(

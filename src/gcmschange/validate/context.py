@@ -16,26 +16,12 @@ from gcmschange import __version__, resources, yamlsafe
 from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
 from gcmschange.model import BlastRadius
 from gcmschange.paths import state_dir
-from gcmschange.rules import catalogue, estate, policy
+from gcmschange.rules import argspecs, catalogue, estate, policy
+from gcmschange.rules.argspecs import PlaybookArgs
 from gcmschange.rules.catalogue import CatalogueEntry
 from gcmschange.rules.estate import Estate, Inventory
 from gcmschange.rules.policy import Policy
 from gcmschange.validate.schema import SchemaChecker, checker
-
-
-@dataclass(frozen=True)
-class VariableSpec:
-    name: str
-    type: str  # Ansible argument_spec type: str int float bool list dict path raw
-    choices: tuple[Any, ...] = ()
-    required: bool = False
-    secret: bool = False
-
-
-@dataclass(frozen=True)
-class PlaybookSpec:
-    file: str  # playbooks/<name>.spec.yml
-    options: dict[str, VariableSpec]
 
 
 @dataclass(frozen=True)
@@ -45,7 +31,7 @@ class Context:
     policy: Policy
     change_schema: SchemaChecker
     catalogue: dict[str, CatalogueEntry]
-    specs: dict[str, PlaybookSpec]
+    specs: dict[str, PlaybookArgs]  # every playbook's: its own spec and its roles'
     playbooks: frozenset[str]  # names with playbooks/<name>.yml
     verify_files: frozenset[str]  # "verify/test_x.py"
     inventories: dict[str, Inventory]  # only environments whose inventory exists
@@ -97,34 +83,16 @@ def _load_estate(root: Path, check: bool) -> Estate:
     return estate.load_estate(root)
 
 
-def _spec(root: Path, path: Path, check: bool) -> PlaybookSpec:
-    rel = str(path.relative_to(root))
-    doc = yamlsafe.load_file(path, rel, root=root)
-    schema = checker(resources.schema("playbook-spec"))
-    problems = schema.problems(doc) if check else []
-    if problems:
-        raise ValidationError(f"{rel} is invalid", tuple(problems))
-    options = {
-        name: VariableSpec(
-            name=name,
-            type=str(opt.get("type", "raw")),
-            choices=tuple(opt.get("choices", ())),
-            required=bool(opt.get("required", False)),
-            secret=bool(opt.get("secret", False)),
-        )
-        for name, opt in doc.data["options"].items()
-    }
-    return PlaybookSpec(rel, options)
-
-
-def _specs(root: Path, check: bool) -> tuple[dict[str, PlaybookSpec], list[Problem]]:
-    specs: dict[str, PlaybookSpec] = {}
+def _specs(
+    root: Path, playbooks: set[str], check: bool
+) -> tuple[dict[str, PlaybookArgs], list[Problem]]:
+    specs: dict[str, PlaybookArgs] = {}
     problems: list[Problem] = []
-    for path in sorted((root / "playbooks").glob("*.spec.yml")):
+    for name in sorted(playbooks):
         try:
-            specs[path.name.removesuffix(".spec.yml")] = _spec(root, path, check)
+            specs[name] = argspecs.for_playbook(root, name, check=check)
         except ValidationError as err:
-            problems.extend(err.problems)
+            problems.extend(p for p in err.problems if p not in problems)  # a shared role's
     return specs, problems
 
 
@@ -148,7 +116,11 @@ def _digest(root: Path) -> str:
     parts = [*sorted(package.glob("validate/*.py")), *sorted(package.glob("rules/*.py"))]
     parts += [package / "yamlsafe.py", *sorted(resources.schemas_dir().glob("*.json"))]
     parts += [root / "estate.yml", root / "policy.yml"]
-    for pattern in ("catalogue/*.yml", "playbooks/*", "inventories/*/hosts.yml"):
+    patterns: tuple[str, ...] = ("catalogue/*.yml", "playbooks/*", "inventories/*/hosts.yml")
+    patterns += tuple(
+        f"{base}/*/{spec}" for base in argspecs.ROLE_FOLDERS for spec in argspecs.ROLE_SPEC
+    )
+    for pattern in patterns:
         parts += sorted(root.glob(pattern))
     for path in parts:
         sha.update(path.name.encode() + b"\0")  # names, not places: the root may be spelt "."
@@ -170,9 +142,13 @@ def load_context(root: Path) -> Context:
     check = not marker.is_file()
     the_estate = _load_estate(root, check)
     entries, catalogue_problems = catalogue.load_catalogue(root, check=check)
-    specs, spec_problems = _specs(root, check)
+    playbooks = {
+        p.stem
+        for p in (root / "playbooks").glob("*.yml")
+        if not p.name.endswith((argspecs.PLAYBOOK_SPEC, argspecs.RETIRED_SPEC))
+    }
+    specs, spec_problems = _specs(root, playbooks, check)
     inventories, inventory_problems = _inventories(root, the_estate.environments)
-    playbooks = {p.stem for p in (root / "playbooks").glob("*.yml") if ".spec" not in p.suffixes}
     problems = (*catalogue_problems, *spec_problems, *inventory_problems)
     context = Context(
         root=root,

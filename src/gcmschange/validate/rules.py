@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gcmschange.errors import Location, Problem
-from gcmschange.rules import catalogue, policy
-from gcmschange.validate.context import Context, PlaybookSpec
+from gcmschange.rules import argspecs, catalogue, policy
+from gcmschange.rules.argspecs import Option, PlaybookArgs
+from gcmschange.validate.context import Context
 from gcmschange.validate.schema import kind_of
 from gcmschange.yamlsafe import Document, NodePath, json_path
 
@@ -198,13 +199,9 @@ def _variables(r: _Rules, entry: catalogue.CatalogueEntry | None) -> None:
     else:
         return
     spec = r.ctx.specs.get(playbook)
-    if spec is None:
+    if spec is None or not spec.specs:
         if variables:
-            r.add(
-                at,
-                f"playbooks/{playbook}.spec.yml does not exist: no variable may be set",
-                "reference",
-            )
+            r.add(at, _no_spec(r.ctx, playbook, spec), "reference")
         return
     _against_spec(r, spec, variables, at, entry)
     for path in _template_text(variables, at):
@@ -216,6 +213,13 @@ def _variables(r: _Rules, entry: catalogue.CatalogueEntry | None) -> None:
         )
 
 
+def _no_spec(ctx: Context, playbook: str, spec: PlaybookArgs | None) -> str:
+    where = argspecs.spec_path(ctx.root, playbook).relative_to(ctx.root).as_posix()
+    if playbook in ctx.playbooks and spec is None:
+        return f"the argument specs of playbooks/{playbook}.yml are invalid: no variable may be set"
+    return f"{where} does not exist: no variable may be set"
+
+
 def _param_path(at: NodePath, name: str, entry: catalogue.CatalogueEntry | None) -> NodePath:
     if entry is None:
         return (*at, name)
@@ -225,32 +229,70 @@ def _param_path(at: NodePath, name: str, entry: catalogue.CatalogueEntry | None)
 
 def _against_spec(
     r: _Rules,
-    spec: PlaybookSpec,
+    spec: PlaybookArgs,
     variables: dict[str, Any],
     at: NodePath,
     entry: catalogue.CatalogueEntry | None,
 ) -> None:
     for name, value in variables.items():
         path = _param_path(at, name, entry)
-        option = spec.options.get(name)
-        if option is None:
-            message = f"unknown variable {name!r} (not declared in {spec.file})"
+        declared = spec.declaring(name)
+        if not declared:
+            message = f"unknown variable {name!r} (not declared in {spec.files()})"
             r.add(path, message, "variable", key=entry is None)
             continue
-        shown = MASK if option.secret else repr(value)
-        types = _PY_TYPES.get(option.type)
-        if types and (
-            not isinstance(value, types) or (bool not in types and isinstance(value, bool))
-        ):
-            r.add(
-                path, f"variable {name!r} must be {option.type}, not {kind_of(value)}", "variable"
-            )
-        elif option.choices and value not in option.choices:
-            allowed = ", ".join(map(str, option.choices))
-            r.add(path, f"variable {name!r} must be one of {allowed} (got {shown})", "variable")
-    for name, option in spec.options.items():
-        if option.required and name not in variables:
-            r.add(at, f"missing required variable {name!r} (declared in {spec.file})", "variable")
+        for _, option in declared:  # a role's spec and the playbook's may both judge it
+            for where, message in _judge(option, value, name, path):
+                r.add(where, message, "variable")
+    for option in spec.required():
+        if option.name not in variables and spec.own is not None:
+            message = f"missing required variable {option.name!r} (declared in {spec.own.file})"
+            r.add(at, message, "variable")
+
+
+def _judge(option: Option, value: Any, name: str, path: NodePath) -> Iterator[tuple[NodePath, str]]:
+    """What is wrong with `value` for `option`: its type, its choices, a list's elements and a
+    dict's keys, as Ansible's own argument validation would say before anything runs."""
+    shown = MASK if option.secret else repr(value)
+    if not _is(value, option.type):
+        yield path, f"variable {name!r} must be {option.type}, not {kind_of(value)}"
+        return
+    if option.choices and value not in option.choices:
+        allowed = ", ".join(map(str, option.choices))
+        yield path, f"variable {name!r} must be one of {allowed} (got {shown})"
+    items = list(enumerate(value)) if isinstance(value, list) else []
+    if option.elements:
+        for i, item in items:
+            if not _is(item, option.elements):
+                yield (*path, i), f"{name}[{i}] must be {option.elements}, not {kind_of(item)}"
+    if option.options:
+        dicts = [((*path, i), item) for i, item in items] if items else [(path, value)]
+        for where, item in dicts:
+            yield from _suboptions(option, item, name, where)
+
+
+def _suboptions(
+    option: Option, value: Any, name: str, path: NodePath
+) -> Iterator[tuple[NodePath, str]]:
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        sub = option.options.get(key)
+        if sub is None:
+            known = ", ".join(option.options)
+            yield (*path, key), f"{name}: unknown key {key!r} (it may have: {known})"
+        else:
+            yield from _judge(sub, item, f"{name}.{key}", (*path, key))
+    for sub in option.options.values():
+        if sub.required and sub.name not in value:
+            yield path, f"{name}: missing required key {sub.name!r}"
+
+
+def _is(value: Any, kind: str) -> bool:
+    types = _PY_TYPES.get(kind)
+    if not types:
+        return True  # raw, json, bytes...: Ansible converts them itself
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
 
 
 def _template_text(value: Any, path: NodePath) -> Iterator[NodePath]:

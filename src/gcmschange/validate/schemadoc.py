@@ -17,7 +17,7 @@ DOC = Path("docs") / "change-request.md"
 SCHEMAS = (
     ("change-request.schema.json", "Change request"),
     ("catalogue-entry.schema.json", "Standard-change template (catalogue/)"),
-    ("playbook-spec.schema.json", "Playbook variables (playbooks/<name>.spec.yml)"),
+    ("argument-specs.schema.json", "Argument specs (playbooks/<name>.meta.yml, roles' meta/)"),
 )
 RULES = """\
 ## Checks beyond the schema
@@ -40,8 +40,13 @@ RULES = """\
   `gcmschange lab up`, so without it the host check is skipped); the playbook, the rollback
   playbook, the verification tests and the catalogue template exist; a file under
   `changes/` is named after its id; no two changes share an id.
-- **Variables**: each is declared in `playbooks/<playbook>.spec.yml` and has its type and
-  one of its `choices`; required ones are set; secret values never appear in messages.
+- **Variables**: each is declared in the playbook's argument spec
+  (`playbooks/<playbook>.meta.yml`) or in that of a role of the repository the playbook applies
+  (`roles/<role>/meta/argument_specs.yml`, entry `main` or the `tasks_from` named), in
+  Ansible's format; it has its type, a list its
+  `elements`, a dict only its `options` keys, and one of its `choices`; the playbook's required
+  ones are set; `secret: true` or `no_log: true` values never appear in messages. The retired
+  `playbooks/<playbook>.spec.yml` is refused with the way forward.
   Text containing `{{`, `{%` or `{#` is accepted and noted (warning): it reaches the hosts
   literally and is never evaluated.
 - **Standard changes**: the parameters satisfy the template's schema; the environment,
