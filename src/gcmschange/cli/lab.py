@@ -13,6 +13,8 @@ import click
 from gcmschange import lab
 from gcmschange.audit import trail
 from gcmschange.cli import app
+from gcmschange.lab import loadgen
+from gcmschange.lab import monitoring as lab_monitoring
 from gcmschange.lab.fleet import LabState
 from gcmschange.lab.preflight import DEFAULT_SYSTEMS
 
@@ -68,17 +70,108 @@ def lab_group() -> None:
     show_default=True,
     help="netns: each host has its own network namespace; loopback: its own 127.x address.",
 )
+@click.option(
+    "--monitoring/--no-monitoring",
+    default=False,
+    show_default=True,
+    help="Also start Prometheus (on the lab bridge) and an nginx exporter on every host, "
+    "for canary analysis and the health gate (netns mode; Debian's prometheus packages).",
+)
 @app.output_option
-def up_cmd(systems: str, hosts_per_system: int, mode: str, verb_output: str | None) -> None:
+def up_cmd(
+    systems: str, hosts_per_system: int, mode: str, monitoring: bool, verb_output: str | None
+) -> None:
     """Start the lab: one host per system x N, then write inventory and ssh_config."""
     ctx = app.get_context(verb_output)
     began = time.monotonic()
     names = [s.strip() for s in systems.split(",") if s.strip()]
     state = lab.up(ctx.repo, names, hosts_per_system, mode)
+    watched = lab_monitoring.start(ctx.repo) if monitoring else None
     seconds = round(time.monotonic() - began, 2)
     _record("lab.up", state, hosts=len(state.hosts), mode=state.mode, seconds=seconds)
     text = f"{_state_text(state)}\nup in {seconds}s\n{_reach_text(state)}"
-    app.emit(ctx, {**_state_json(state), "seconds": seconds}, text)
+    if watched is not None:
+        text += f"\n{_monitoring_text(watched)}"
+    payload = {**_state_json(state), "seconds": seconds}
+    payload["monitoring"] = asdict(watched) if watched else None
+    app.emit(ctx, payload, text)
+
+
+def _monitoring_text(watched: lab_monitoring.Monitoring) -> str:
+    return (
+        f"prometheus:     {watched.prometheus}  (scrapes each host's nginx exporter and the "
+        f"load generator at {watched.probe})\n"
+        "traffic:        gcmschange lab load --rps 20 --duration 300"
+    )
+
+
+@lab_group.command("monitoring")
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+@app.output_option
+def monitoring_cmd(action: str, verb_output: str | None) -> None:
+    """Start, stop or show the lab's Prometheus and nginx exporters.
+
+    `stop` stops only Prometheus (its data is kept), as an outage of the monitoring would:
+    analysis during a change then measures nothing and is inconclusive.
+    """
+    ctx = app.get_context(verb_output)
+    if action == "start":
+        watched: lab_monitoring.Monitoring | None = lab_monitoring.start(ctx.repo)
+    elif action == "stop":
+        lab_monitoring.stop(ctx.repo)
+        watched = None
+    else:
+        watched = lab_monitoring.load(ctx.repo)
+    text = _monitoring_text(watched) if watched else "lab monitoring is not running"
+    app.emit(ctx, {"running": watched is not None, **(asdict(watched) if watched else {})}, text)
+
+
+@lab_group.command("load")
+@click.option(
+    "--rps",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Requests per second, in all (at most 200).",
+)
+@click.option(
+    "--duration", type=float, default=60.0, show_default=True, help="Seconds (at most 3600)."
+)
+@click.option(
+    "--systems",
+    default="portal,case_api",
+    show_default=True,
+    help="Whose hosts to ask: the portal through to the case API, the case API directly.",
+)
+@app.output_option
+def load_cmd(rps: float, duration: float, systems: str, verb_output: str | None) -> None:
+    """Send bounded traffic to the lab's hosts, counted per host and status code for Prometheus.
+
+    Runs in the foreground for DURATION seconds (Ctrl-C stops it); the counts are served on the
+    lab bridge where the lab's Prometheus scrapes them, so a change applied meanwhile is judged
+    by how its hosts answer.
+    """
+    ctx = app.get_context(verb_output)
+    wanted = [s.strip() for s in systems.split(",") if s.strip()]
+    watched = lab_monitoring.load(ctx.repo)
+    at = None
+    if watched is not None:
+        address, _, port = watched.probe.rpartition(":")
+        at = (address, int(port))
+    generator = loadgen.LoadGenerator(
+        loadgen.lab_targets(ctx.repo, wanted), rps=rps, duration=duration, metrics_at=at
+    )
+    began = time.monotonic()
+    generator.start()
+    try:
+        generator.wait()
+    finally:
+        generator.stop()
+    seconds = round(time.monotonic() - began, 1)
+    codes = generator.counts.by_code()
+    shown = ", ".join(f"{code}: {n}" for code, n in sorted(codes.items())) or "none"
+    text = f"{generator.counts.sent} requests in {seconds}s ({shown})"
+    app.emit(ctx, {"requests": generator.counts.sent, "seconds": seconds, "codes": codes}, text)
 
 
 @lab_group.command("down")

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from gcmschange import proc
 from gcmschange.errors import GcmsError, LabError
-from gcmschange.lab import clientfiles, hostproc, netns, preflight, registry
+from gcmschange.lab import clientfiles, hostproc, monitoring, netns, preflight, registry
 from gcmschange.lab.layout import (
     FIRST_HOST_OCTET,
     LOOPBACK,
@@ -170,6 +170,7 @@ def down(root: Path) -> None:
 
 def _teardown(layout: Layout) -> None:
     record = load_record(layout)
+    monitoring.stop_layout(layout)  # the lab's Prometheus runs on the controller, by PID
     _close_masters(layout)
     known = [hostproc.Pid(h.sshd_pid, h.sshd_start) for h in record.hosts] if record else []
     hostproc.stop([*known, *hostproc.leftovers(layout.hosts_dir)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from gcmschange.analysis import prometheus
 from gcmschange.errors import InvalidInputError, LabError
 from gcmschange.lab.layout import Layout, load_record
 
@@ -113,6 +115,14 @@ def lab_targets(root: Path, systems: Sequence[str] = ("portal", "case_api")) -> 
     )
 
 
+def _in_lab(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in prometheus.ALLOWED)
+
+
 def _ask(target: Target) -> str:
     connection = http.client.HTTPConnection(target.address, target.port, timeout=TIMEOUT)
     try:
@@ -139,6 +149,12 @@ class LoadGenerator:
     ) -> None:
         if not targets:
             raise InvalidInputError("load: no target hosts (is the lab up with portal/case_api?)")
+        for target in targets:
+            if not _in_lab(target.address):
+                raise InvalidInputError(
+                    f"load: {target.host} at {target.address} is not a lab address "
+                    "(loopback or the lab's network only)"
+                )
         if not 0 < rps <= MAX_RPS:
             raise InvalidInputError(f"load: --rps {rps:g} must be above 0 and at most {MAX_RPS:g}")
         if not 0 < duration <= MAX_DURATION:

@@ -222,14 +222,39 @@ def start(root: Path) -> Monitoring:
     return made
 
 
-def stop(root: Path, *, keep_data: bool = True) -> bool:
-    """Stop the lab's Prometheus; True when one was running. The exporters end with the hosts."""
-    layout = Layout.of(root)
-    running = load(root)
-    if running is None:
+def stop(root: Path) -> bool:
+    """Stop the lab's Prometheus (its data is kept until `lab down`); True when one ran.
+    The exporters run inside the hosts and end with them."""
+    return stop_layout(Layout.of(root))
+
+
+def stop_layout(layout: Layout) -> bool:
+    running: Monitoring | None
+    try:
+        data = json.loads(_record_file(layout).read_text(encoding="utf-8"))
+        running = Monitoring(**data)
+    except FileNotFoundError:
         return False
+    except (OSError, ValueError, TypeError):
+        # A damaged record still must not leave a server behind: find it by its data folder.
+        running = _by_command_line(layout)
+        if running is None:
+            _record_file(layout).unlink(missing_ok=True)
+            return False
     stop_process(running)
     _record_file(layout).unlink(missing_ok=True)
-    if not keep_data:
-        shutil.rmtree(folder(layout), ignore_errors=True)
     return True
+
+
+def _by_command_line(layout: Layout) -> Monitoring | None:
+    marker = f"--storage.tsdb.path={folder(layout) / 'data'}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline.split(b"\0"):
+                pid = int(entry.name)
+                return Monitoring("", pid, hostproc.start_time(pid), "")
+    return None
