@@ -14,4 +14,6 @@ export GCMS_REQUIRE_BROWSER=1  # bootstrap --browser installed it: the browser t
 ruff check src tests benchmarks tools
 ruff format --check src tests benchmarks tools
 mypy
+# The reference estate at ansible-lint's strictest profile, offline (its own .ansible-lint).
+(cd src/gcmschange/reference && ansible-lint --offline --project-dir .)
 pytest "$@"
