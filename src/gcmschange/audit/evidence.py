@@ -3,7 +3,8 @@
 Collected: the change request, every file under `.gcmschange/changes/<id>/` (plan, runs,
 runner events, JUnit, journal, validation results: whatever the stages wrote), the signed
 approvals under `approvals/<id>/`, the change's slice of the audit log, the chain's state,
-timings and a summary from the estate graph. Secrets are masked in every member before
+timings, a summary from the estate graph, and the roles and collections each sealed run
+installed from requirements.yml (name, version, hashes). Secrets are masked in every member before
 anything else; large outputs are then truncated, keeping the SHA-256 of the (masked) full
 text. Symbolic links are left out, so a link cannot pull a file from elsewhere into it.
 
@@ -28,6 +29,7 @@ from gcmschange.masking import mask_bytes, mask_data, secret_names, secret_value
 from gcmschange.model import ChangeRequest
 from gcmschange.notify.change_calendar import filed_change
 from gcmschange.paths import state_dir
+from gcmschange.plan import requirements
 from gcmschange.rules.estate import load_estate
 from gcmschange.textsafe import shown
 
@@ -224,6 +226,9 @@ def _collect(root: Path, change: ChangeRequest) -> tuple[dict[str, bytes], list[
     state, skipped = _tree(state_dir(root) / "changes" / change.id, "state")
     approvals, skipped_approvals = _tree(approvals_dir(root, change.id), "approvals")
     files |= state | approvals | _audit_members(root, change)
+    installed = requirements.recorded(root, change.id)
+    if installed:  # the roles and collections requirements.yml put into each sealed run
+        files["requirements.json"] = _json(installed)
     return files, skipped + skipped_approvals
 
 

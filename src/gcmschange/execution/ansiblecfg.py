@@ -42,7 +42,11 @@ PATH_KEYS = frozenset(
         "vars_plugins",
     }
 )
+REQUIREMENTS = ".gcms-requirements"  # plan.requirements installs there, in the sealed tree
 FORCED_DEFAULTS = {
+    # Collections come from the sealed tree (collections/, requirements.yml), never from
+    # whatever Python package happens to be installed beside the controller.
+    "collections_scan_sys_path": "False",
     "host_key_checking": "True",
     "retry_files_enabled": "False",
     "nocolor": "True",
@@ -62,6 +66,15 @@ def _pinned(content: Path, key: str, value: str) -> str:
             )
         entries.append(str(path))
     return ":".join(entries)
+
+
+def _requirements_paths(content: Path, defaults: configparser.SectionProxy) -> None:
+    """What requirements.yml installed into the sealed tree is found after the repository's
+    own roles and collections, whatever paths its ansible.cfg names."""
+    for key, folder in (("roles_path", "roles"), ("collections_path", "collections")):
+        installed = content.resolve() / REQUIREMENTS / folder
+        if installed.is_dir():
+            defaults[key] = f"{defaults[key]}:{installed}"
 
 
 class _CaseKeeping(configparser.ConfigParser):
@@ -100,6 +113,7 @@ def compose(
     if content is not None:
         defaults.setdefault("roles_path", str(content.resolve() / "roles"))
         defaults.setdefault("collections_path", str(content.resolve() / "collections"))
+        _requirements_paths(content, defaults)
     defaults.update(FORCED_DEFAULTS)
     if not parser.has_section("ssh_connection"):
         parser.add_section("ssh_connection")

@@ -22,6 +22,7 @@ from pathlib import Path
 from gcmschange import gitrepo
 from gcmschange.errors import InvalidInputError
 from gcmschange.paths import state_dir
+from gcmschange.plan import requirements
 
 # Top-level paths a run may read, besides `inventories/<env>/` (a missing one is fine).
 SEALED = (
@@ -106,9 +107,12 @@ def seal(root: Path, change_id: str, environment: str, code_from: str | None = N
     names = [*SEALED, f"inventories/{environment}"]
     try:
         if code_from is None:
-            files = sorted(_copy(root, p, partial) for n in names for p in _walk(root, n))
+            files = [_copy(root, p, partial) for n in names for p in _walk(root, n)]
         else:
-            files = sorted(_from_commit(root, code_from, names, partial))
+            files = _from_commit(root, code_from, names, partial)
+        # Installed into the copy and hashed with it: what requirements.yml pins is part
+        # of what approvers approve, and a run loads it from here only.
+        files = sorted(files + requirements.install(root, partial))
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
