@@ -371,3 +371,24 @@ def test_a_real_prometheus_judges_fails_recovers_and_goes_inconclusive_when_stop
     assert stopped.verdict is Verdict.INCONCLUSIVE
     assert stopped.measurements[0].verdict is Verdict.ERROR
     assert "unreachable" in stopped.measurements[0].message
+
+
+# --- in the journal ---
+
+
+def test_a_failed_wave_analysis_is_a_failed_wave_for_resume(tmp_path: Path) -> None:
+    from gcmschange.apply import journal
+    from gcmschange.apply.journal import Stage, Step
+
+    assert str(Step.wave_pass(2).analysis) == "wave-2-analysis"
+    assert Step.parse("wave-2-analysis") == Step.wave_pass(2).analysis
+    assert Step.parse("rollback-analysis") == Step(Stage.ROLLBACK).analysis
+    book = journal.Journal(tmp_path / "journal.jsonl", "r1")
+    book.begin(Step(Stage.RUN), kind="apply", waves=[["portal-1"]], threshold=0)
+    book.begin(Step.wave_pass(1).push, hosts=["portal-1"])
+    book.done(Step.wave_pass(1).push, hosts=["portal-1"], failed={}, unreachable=[])
+    book.begin(Step.wave_pass(1).analysis, hosts=["portal-1"])
+    book.failed(Step.wave_pass(1).analysis, hosts=["portal-1"], verdict="failed")
+    episode = journal.episode(journal.read(tmp_path / "journal.jsonl"))
+    assert episode.failed_wave
+    assert journal.host_states(episode)["portal-1"] == "failed: analysis failed"

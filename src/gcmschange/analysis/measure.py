@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -164,7 +164,7 @@ def _measure(running: _Running, source: Source) -> Measurement:
     return Measurement(name, running.query, value, verdict, _now(), note)
 
 
-def bound(checks: Sequence[Check], hosts_of: dict[str, Sequence[str]], **args: str) -> list[str]:
+def bound(checks: Sequence[Check], hosts_of: Mapping[str, Sequence[str]], **args: str) -> list[str]:
     """Each check's query with its arguments: the system, its hosts in the wave, the rest."""
     return [
         c.template.bind({**args, "system": c.system, "hosts": host_pattern(hosts_of[c.system])})

@@ -59,6 +59,7 @@ class Stage(StrEnum):
 class Action(StrEnum):
     PUSH = "push"
     VERIFY = "verify"
+    ANALYSIS = "analysis"  # metrics under traffic, after the verification (issue 17)
 
 
 # Stages that push and verify hosts, and so carry an action.
@@ -85,6 +86,10 @@ class Step:
     @property
     def verify(self) -> Step:
         return replace(self, action=Action.VERIFY)
+
+    @property
+    def analysis(self) -> Step:
+        return replace(self, action=Action.ANALYSIS)
 
     @property
     def folder(self) -> str:
@@ -205,6 +210,9 @@ def _parse(line: str) -> Entry:
     for name, kind in _FIELDS.items():
         if not isinstance(raw[name], kind) or isinstance(raw[name], bool):
             raise ValueError(f"{name} is not a {kind.__name__}")
+    hosts = raw["data"].get("hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ValueError("data.hosts is not a list of host names")  # every reader walks it
     return Entry(
         seq=raw["seq"],
         time=raw["time"],
@@ -300,6 +308,11 @@ class Episode:
         than the threshold allows was a failure; nothing goes forward past it."""
         if any(e.step.stage is Stage.DECISION and e.data.get("rollback") for e in self.entries):
             return True
+        if any(
+            e.step.stage is Stage.WAVE and e.step.action is Action.ANALYSIS and e.status == FAILED
+            for e in self.entries
+        ):
+            return True  # the wave's metrics stopped the change
         threshold = self.start.get("threshold", 0)
         limit = threshold if isinstance(threshold, int) else 0
         for e in self.entries:
@@ -337,6 +350,11 @@ def host_states(ep: Episode) -> dict[str, str]:
     for e in ep.entries:
         kind = e.step.action
         if kind is None:
+            continue
+        if kind is Action.ANALYSIS:  # judges the wave, not a host's files: states stay
+            if e.status == FAILED:
+                for h in e.data.get("hosts", ()):
+                    states[h] = f"failed: analysis {e.data.get('verdict', '')}".rstrip()
             continue
         rolling = e.step.stage is Stage.ROLLBACK
         if e.status == BEGIN:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from gcmschange import gitrepo
+from gcmschange.analysis.judge import Judge
+from gcmschange.analysis.measure import AnalysisResult, Verdict
 from gcmschange.apply import journal, locks, road
 from gcmschange.apply import waves as wv
 from gcmschange.apply.journal import Stage, Step
@@ -61,6 +63,7 @@ class Outcome:
     emergency: bool = False
     locks_kept: tuple[str, ...] = ()
     reason: str = ""  # why it was rolled back
+    analysis: tuple[dict[str, Any], ...] = ()  # each pass's analysis: step, verdict, measurements
 
     @property
     def exit_code(self) -> ExitCode:
@@ -109,6 +112,8 @@ def new_job(
     base: str,
     reporter: wv.Reporter | None,
     accelerate: bool,
+    *,
+    judge: Judge | None = None,
 ) -> wv.Job:
     loaded = prepared.loaded
     change = loaded.change
@@ -124,6 +129,7 @@ def new_job(
         ssh_config=verifier.ssh_config_of(loaded.inventory),
         reporter=reporter or wv.Silent(),
         accelerate=accelerate,
+        judge=judge,
     )
 
 
@@ -171,6 +177,15 @@ class Run:
     touched: list[str] = field(default_factory=list)
     steps: list[wv.WaveResult] = field(default_factory=list)
     notified: set[Step] = field(default_factory=set)
+    analyses: list[dict[str, Any]] = field(default_factory=list)
+
+
+def judged(run: Run, step: Step, hosts: Sequence[str]) -> AnalysisResult | None:
+    """The pass's analysis, kept for the outcome."""
+    result = wv.analyse(run.job, step, hosts)
+    if result is not None:
+        run.analyses.append({"step": step.folder, **result.as_dict()})
+    return result
 
 
 def guarded(run: Run, body: Callable[[Run], Outcome]) -> Outcome:
@@ -247,6 +262,17 @@ def forward(run: Run, plan: Sequence[wv.Wave]) -> Outcome:
                 + "; ".join(f"{h}: {step.failed.get(h, 'unreachable')}" for h in step.bad)
             )
             return back(run, why)
+        # Checks passed: now how the wave's hosts serve under traffic. A failed analysis
+        # (or an inconclusive one, where the policy fails closed) goes back like a failed check.
+        verdict = judged(run, Step.wave_pass(wave.number), step.verified)
+        judge = run.job.judge
+        if verdict is not None and judge is not None and judge.blocks(verdict.verdict):
+            policy = (
+                f" (policy: inconclusive {judge.inconclusive.value})"
+                if verdict.verdict is Verdict.INCONCLUSIVE
+                else ""
+            )
+            return back(run, f"wave {wave.number}: {verdict.summary()}{policy}")
     findings = _idempotence(run)
     return _finish(run, APPLIED, findings=findings)
 
@@ -301,6 +327,12 @@ def back(run: Run, reason: str) -> Outcome:
     else:
         step = wv.WaveResult(Step(Stage.ROLLBACK), (), {}, (), (), ())
     ok = not step.bad and set(step.verified) == set(hosts)
+    # The rollback is judged by the same analysis: a service still failing after it is a
+    # failed rollback. Inconclusive is not: going back was already the safe direction.
+    verdict = judged(run, Step(Stage.ROLLBACK), step.verified) if ok else None
+    if verdict is not None and verdict.verdict is Verdict.FAILED:
+        ok = False
+        reason = f"{reason}; after the rollback, {verdict.summary()}"
     trail.record(
         job.root,
         "rollback.finished",
@@ -344,6 +376,7 @@ def _finish(
         emergency=run.emergency,
         locks_kept=tuple(locks.name_of(r) for r in kept),
         reason=reason,
+        analysis=tuple(run.analyses),
     )
     trail.record(
         job.root,
@@ -394,6 +427,19 @@ def _release(run: Run) -> tuple[str, ...]:
     return ()
 
 
+def _analysis_plan(job: wv.Job) -> dict[str, Any]:
+    judge = job.judge
+    if judge is None or not judge.active:
+        return {"active": False, "reason": judge.off_reason if judge else "not asked"}
+    return {
+        "active": True,
+        "prometheus": judge.endpoint.url if judge.endpoint else "",
+        "bake": judge.spec.bake,
+        "checks": [c.name for c in judge.spec.checks],
+        "inconclusive": judge.inconclusive.value,
+    }
+
+
 def start(run: Run, kind: str, plan: Sequence[wv.Wave], **data: Any) -> None:
     job = run.job
     change = job.prepared.loaded.change
@@ -407,6 +453,7 @@ def start(run: Run, kind: str, plan: Sequence[wv.Wave], **data: Any) -> None:
         threshold=run.threshold,
         strategy=change.rollback.strategy,
         pid=os.getpid(),
+        analysis=_analysis_plan(job),
         **data,
     )
     trail.record(

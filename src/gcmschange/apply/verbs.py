@@ -23,6 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gcmschange.analysis.judge import Judge, judge_for, require_monitoring
+from gcmschange.analysis.judge import health as judge_health
+from gcmschange.analysis.measure import Verdict
 from gcmschange.apply import journal, locks, road, rollout
 from gcmschange.apply import waves as wv
 from gcmschange.apply import window as windows
@@ -38,7 +41,9 @@ from gcmschange.errors import (
 )
 from gcmschange.execution import runner, verifier
 from gcmschange.masking import secret_values
+from gcmschange.model import ChangeRequest
 from gcmschange.paths import change_dir
+from gcmschange.rules.policy import load_policy
 from gcmschange.validate import run as validation
 from gcmschange.validate.load import load_change
 
@@ -117,17 +122,53 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     change = prepared.loaded.change
     gate.require_gate(root, change, prepared.digest, now=opts.now, trust_ref=opts.trust_ref)
     checked = windows.require(root, change, prepared.digest, opts.now)
+    policy = load_policy(root)
+    judge = judge_for(root, prepared.loaded.content, change, policy)
+    require_monitoring(judge, policy, change)
+    healthy(root, change, prepared.digest, judge)
     plan = wv.plan(prepared.loaded.targets, change.rollout)
     restore, base_sha = rollout.restore_set(root, prepared.loaded, opts.base or "HEAD")
     with exclusive(root, change.id):
         _refuse_if_interrupted(root, change.id)
-        job = rollout.new_job(prepared, restore, base_sha, opts.reporter, opts.accelerate)
+        job = rollout.new_job(
+            prepared, restore, base_sha, opts.reporter, opts.accelerate, judge=judge
+        )
         threshold = change.rollout.failure_threshold
         run = rollout.Run(job, locks.Store(root, opts.remote), {}, "apply", threshold, len(plan))
         run.emergency = checked.emergency_override
         rollout.start(run, "apply", plan, emergency=checked.emergency_override)
         run.held = rollout.take_lock(job, run.store, adopt=False)
         return rollout.guarded(run, lambda r: rollout.forward(r, plan))
+
+
+def healthy(root: Path, change: ChangeRequest, digest: str, judge: Judge) -> None:
+    """The pre-change health gate: no start while an alert fires on the change's systems.
+
+    An emergency change may go on (it is often the cure), recorded. A Prometheus that cannot
+    be asked is inconclusive, and the policy decides, as for a wave's analysis."""
+    found = judge_health(judge, change.systems)
+    if found is None or found.verdict is Verdict.SUCCESSFUL:
+        return
+    firing = found.verdict is Verdict.FAILED
+    why = (
+        f"alerts firing on its systems: {', '.join(found.alerts)}"
+        if firing
+        else f"system health unknown ({found.message})"
+    )
+    details = {"alerts": list(found.alerts), "verdict": found.verdict.value, "reason": why}
+    if change.type == "emergency" and firing:
+        trail.record(
+            root, "health.emergency_override", change=change.id, digest=digest, details=details
+        )
+        return
+    if not judge.blocks(found.verdict):
+        trail.record(root, "health.proceeded", change=change.id, digest=digest, details=details)
+        return
+    trail.record(
+        root, "health.refused", outcome="refused", change=change.id, digest=digest, details=details
+    )
+    hint = " (an emergency change may override)" if firing else ""
+    raise GateRefusedError(f"{change.id}: refused: {why}{hint}")
 
 
 def _plan_of(begun: dict[str, Any]) -> tuple[wv.Wave, ...]:
@@ -143,7 +184,8 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
     ep = _open_episode(root, change.id)
     revision = opts.base or str(ep.start.get("base") or "HEAD")
     restore, base_sha = rollout.restore_set(root, prepared.loaded, revision)
-    job = rollout.new_job(prepared, restore, base_sha, opts.reporter, opts.accelerate)
+    judge = judge_for(root, prepared.loaded.content, change, load_policy(root))
+    job = rollout.new_job(prepared, restore, base_sha, opts.reporter, opts.accelerate, judge=judge)
     threshold = int(ep.start.get("threshold", change.rollout.failure_threshold))
     plan = _plan_of(ep.start) or wv.plan(prepared.loaded.targets, change.rollout)
     run = rollout.Run(job, locks.Store(root, opts.remote), {}, kind, threshold, len(plan))

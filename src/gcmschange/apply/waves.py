@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from gcmschange.analysis.judge import Judge
+from gcmschange.analysis.judge import analyse as judge_analyse
+from gcmschange.analysis.measure import AnalysisResult, Measurement
 from gcmschange.apply import push as deploy
 from gcmschange.apply.journal import Journal, Step
 from gcmschange.apply.road import Prepared
+from gcmschange.audit import trail
 from gcmschange.errors import ExternalError, InvalidInputError
 from gcmschange.execution import verifier
 from gcmschange.execution.runner import RunResult
@@ -132,6 +136,7 @@ class Job:
     ssh_config: Path | None
     reporter: Reporter = field(default_factory=Silent)
     accelerate: bool = False
+    judge: Judge | None = None  # canary analysis (None: the run is not judged by metrics)
 
     @property
     def root(self) -> Path:
@@ -217,6 +222,48 @@ def check(job: Job, step: Step, hosts: Sequence[str]) -> verifier.VerifyResult:
         step.verify,
         hosts=list(hosts),
         failed={h: list(t) for h, t in result.failed.items()},
+    )
+    return result
+
+
+def analyse(job: Job, step: Step, hosts: Sequence[str]) -> AnalysisResult | None:
+    """After a pass's verification: bake, then judge its hosts by their metrics (journaled,
+    every measurement with its query, value, verdict and time, and audited)."""
+    judge = job.judge
+    if judge is None or not judge.active or not hosts:
+        return None
+    inventory = job.prepared.loaded.inventory
+    targets = [inventory.hosts[h] for h in hosts if h in inventory.hosts]
+    checks = [line.split(":", 1)[0] for line in judge.describe(targets)]
+    job.reporter.stage(
+        f"analysis of {step.folder}: bake {judge.spec.bake:g}s, then {', '.join(checks)}"
+    )
+    job.journal.begin(step.analysis, hosts=list(hosts), checks=checks, bake=judge.spec.bake)
+
+    def shown(m: Measurement) -> None:
+        value = "-" if m.value is None else f"{m.value:.4g}"
+        job.reporter.stage(f"  {m.check} = {value}: {m.verdict.value} {m.message}".rstrip())
+
+    result = judge_analyse(judge, targets, str(step.wave or 0), shown)
+    if result is None:
+        job.journal.done(step.analysis, hosts=list(hosts), verdict="off")
+        return None
+    blocked = judge.blocks(result.verdict)
+    close = job.journal.failed if blocked else job.journal.done
+    close(
+        step.analysis,
+        hosts=list(hosts),
+        verdict=result.verdict.value,
+        inconclusive=judge.inconclusive.value,
+        measurements=[m.as_dict() for m in result.measurements],
+    )
+    trail.record(
+        job.root,
+        "analysis.finished",
+        outcome=result.verdict.value,
+        change=job.change_id,
+        digest=job.prepared.digest,
+        details={"step": step.folder, "hosts": list(hosts), **result.as_dict()},
     )
     return result
 

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gcmschange.analysis.judge import judge_for
 from gcmschange.apply import push
+from gcmschange.apply import waves as wv
 from gcmschange.apply.road import Prepared, prepare
 from gcmschange.audit import trail
 from gcmschange.errors import ExitCode, InvalidInputError
@@ -24,6 +26,7 @@ from gcmschange.execution.runner import Progress, RunResult, TaskChange
 from gcmschange.masking import mask_bytes, mask_text
 from gcmschange.paths import change_dir
 from gcmschange.plan import code_source
+from gcmschange.rules.policy import load_policy
 from gcmschange.validate.load import load_change
 
 IDEMPOTENCE = "after apply, a check-mode run of this plan must report zero changes"
@@ -59,6 +62,7 @@ class Plan:
     idempotence: str = IDEMPOTENCE
     run_dir: str = ""  # the kept work dir, relative to the repository
     duration_s: float = 0.0
+    analysis: tuple[str, ...] = ()  # per wave: what judges it by metrics (issue 17)
 
     def named(self, status: str) -> tuple[str, ...]:
         return tuple(h.host for h in self.hosts if h.status == status)
@@ -112,8 +116,31 @@ def _host_plan(
     return HostPlan(host, system, "changed" if tasks else "unchanged", tasks)
 
 
+def analysis_lines(root: Path, prepared: Prepared) -> tuple[str, ...]:
+    """Which analysis will judge each wave, in words, for approvers to read in the plan."""
+    loaded = prepared.loaded
+    judge = judge_for(root, loaded.content, loaded.change, load_policy(root))
+    try:
+        waves = wv.plan(loaded.targets, loaded.change.rollout)
+    except InvalidInputError as exc:
+        return (f"waves: {exc.message}",)
+    bake = f" (after a {judge.spec.bake:g}s bake)" if judge.active else ""
+    lines = []
+    for wave in waves:
+        label = f"wave {wave.number}" + (" (canary)" if wave.canary else "")
+        hosts = [loaded.inventory.hosts[h] for h in wave.hosts]
+        lines.append(f"{label}{bake}: " + "; ".join(judge.describe(hosts)))
+    return tuple(lines)
+
+
 def build_plan(
-    prepared: Prepared, result: RunResult, rendered_dir: Path, *, created: datetime, run_dir: str
+    prepared: Prepared,
+    result: RunResult,
+    rendered_dir: Path,
+    *,
+    created: datetime,
+    run_dir: str,
+    analysis: tuple[str, ...] = (),
 ) -> Plan:
     """The plan from a check + diff run of the prepared change (pure: no I/O)."""
     loaded = prepared.loaded
@@ -134,6 +161,7 @@ def build_plan(
         partners=radius.partners,
         run_dir=run_dir,
         duration_s=round(result.duration_s, 2),
+        analysis=analysis,
     )
 
 
@@ -196,7 +224,10 @@ def run_plan(
     )
     _mask_kept(run_dir, prepared.secrets)
     rel = str(run_dir.relative_to(root))
-    plan = build_plan(prepared, result, run_dir / "rendered", created=now, run_dir=rel)
+    judged_by = analysis_lines(root, prepared)
+    plan = build_plan(
+        prepared, result, run_dir / "rendered", created=now, run_dir=rel, analysis=judged_by
+    )
     saved = save_plan(root, plan)
     trail.record(
         root,
@@ -248,9 +279,11 @@ def load_plan(root: Path, change_id: str) -> Plan:
             )
             for h in data["hosts"]
         )
-        fields = {k: data[k] for k in Plan.__dataclass_fields__ if k != "hosts"}
-        for key in ("systems", "blast_radius", "partners"):
-            fields[key] = tuple(fields[key])
+        # Plans saved before a field existed are read with its default.
+        fields = {k: data[k] for k in Plan.__dataclass_fields__ if k != "hosts" and k in data}
+        for key in ("systems", "blast_radius", "partners", "analysis"):
+            if key in fields:
+                fields[key] = tuple(fields[key])
         return Plan(hosts=hosts, **fields)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"{path}: no plan (run `gcmschange plan {change_id}`)") from exc

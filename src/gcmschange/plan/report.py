@@ -57,6 +57,7 @@ def text(plan: Plan) -> str:
         ),
         f"idempotence: {terminal(plan.idempotence)}",
     ]
+    lines += [terminal(f"analysis, {line}") for line in plan.analysis]
     if not plan.complete:
         lines.append("PLAN INCOMPLETE: not every target host could be planned")
     return "\n".join(lines)
@@ -125,6 +126,9 @@ def markdown(plan: Plan) -> str:
         f"**Digest:** {_code(plan.digest)} (approvals are bound to it)  ",
         f"**Idempotence:** {md(plan.idempotence)}",
     ]
+    if plan.analysis:
+        lines += ["", "**Analysis (metrics under traffic, after each wave's checks):**", ""]
+        lines += [f"- {md(line)}" for line in plan.analysis]
     return "\n".join(lines) + "\n"
 
 
