@@ -31,6 +31,7 @@ CASES: dict[str, tuple[str, bool]] = {
     "validate": ("benchmarks.bench_validate", False),
     "render": ("benchmarks.bench_render", False),
     "growth": ("benchmarks.bench_growth", False),
+    "analysis": ("benchmarks.bench_analysis", False),
     # lab cases in the order they run: the quick ones and the end to end first, so that a
     # run cut short under load still has them
     "verify": ("benchmarks.bench_verify", True),
