@@ -279,8 +279,9 @@ def python_collection(name: str) -> Path | None:
     """Where this Python environment holds collection `namespace.name` (a package's
     `site-packages/ansible_collections/...`), found on `sys.path` without importing it."""
     namespace, _, collection = name.partition(".")
-    for entry in sys.path:
-        folder = Path(entry or ".") / "ansible_collections" / namespace / collection
+    # Installed packages only: "" (the working directory) could be the repository itself.
+    for entry in filter(os.path.isabs, sys.path):
+        folder = Path(entry) / "ansible_collections" / namespace / collection
         if folder.is_dir():
             return folder
     return None
