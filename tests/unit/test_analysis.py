@@ -392,3 +392,9 @@ def test_a_failed_wave_analysis_is_a_failed_wave_for_resume(tmp_path: Path) -> N
     episode = journal.episode(journal.read(tmp_path / "journal.jsonl"))
     assert episode.failed_wave
     assert journal.host_states(episode)["portal-1"] == "failed: analysis failed"
+    from gcmschange.apply import verbs
+
+    shown = verbs._analyses(episode)
+    assert shown == (
+        {"step": "wave-1", "state": "failed", "checks": [], "measurements": 0, "last": None},
+    )

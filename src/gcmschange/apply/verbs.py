@@ -313,6 +313,27 @@ class Status:
     runs: tuple[str, ...]
     locks: dict[str, str]  # held on the remote by this change (ref -> commit)
     locks_known: bool = True  # False: the remote could not be asked
+    analysis: tuple[dict[str, Any], ...] = ()  # each pass's analysis: running or its verdict
+
+
+def _analyses(ep: journal.Episode) -> tuple[dict[str, Any], ...]:
+    """Each analysis of the last run, from the journal: running (begun, not closed) or done."""
+    found: dict[str, dict[str, Any]] = {}
+    for e in ep.entries:
+        if e.step.action is not journal.Action.ANALYSIS:
+            continue
+        name = e.step.folder
+        if e.status == journal.BEGIN:
+            found[name] = {"step": name, "state": "running", "checks": e.data.get("checks", [])}
+        else:
+            measured = e.data.get("measurements") or []
+            found[name] = {
+                **found.get(name, {"step": name}),
+                "state": str(e.data.get("verdict", e.status.value)),
+                "measurements": len(measured),
+                "last": measured[-1] if measured else None,
+            }
+    return tuple(found.values())
 
 
 def held_by(root: Path, remote: str, change: str) -> dict[str, str] | None:
@@ -338,4 +359,13 @@ def status(root: Path, change: str, remote: str = locks.DEFAULT_REMOTE) -> Statu
     runs = tuple(dict.fromkeys(e.run for e in ep.entries))
     kept = ep.finished is None or state == "rollback_failed"
     held = held_by(root, remote, change) if kept else {}
-    return Status(change, state, step, journal.host_states(ep), runs, held or {}, held is not None)
+    return Status(
+        change,
+        state,
+        step,
+        journal.host_states(ep),
+        runs,
+        held or {},
+        held is not None,
+        _analyses(ep),
+    )

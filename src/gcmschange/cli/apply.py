@@ -159,6 +159,10 @@ def status_cmd(change: str, remote: str, verb_output: str | None) -> None:
         + (f" (last step: {found.last_step})" if found.last_step else "")
     ]
     lines += [f"  {host:<20} {state}" for host, state in sorted(found.hosts.items())]
+    for judged in found.analysis:
+        last = judged.get("last")
+        seen = f", last {last['check']} = {last['value']} {last['verdict']}" if last else ""
+        lines.append(f"  analysis {judged['step']}: {judged['state']}{seen}")
     if not found.locks_known:
         lines.append(f"  locks: unknown ({remote} could not be reached)")
     elif found.locks:

@@ -207,15 +207,20 @@ class LoadGenerator:
                 if self._stop.is_set():
                     return
                 continue
-            if target is None:
-                return
-            began = time.monotonic()
-            code = _ask(target)
-            self.counts.add(target, code, time.monotonic() - began)
+            try:
+                if target is None:
+                    return
+                began = time.monotonic()
+                code = _ask(target)
+                self.counts.add(target, code, time.monotonic() - began)
+            finally:
+                self._work.task_done()
 
     def wait(self) -> None:
-        """Until `duration` has run out (or `stop` was called)."""
+        """Until `duration` has run out (or `stop` was called) and every request sent has its
+        answer counted."""
         self._stop.wait()
+        self._work.join()
 
     def stop(self) -> None:
         self._stop.set()
