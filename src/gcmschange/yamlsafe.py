@@ -56,6 +56,15 @@ _NUMBER_MESSAGES = {
 }
 
 
+class VaultText(str):
+    """An Ansible Vault value as written in YAML (`!vault |`): the ciphertext, never the
+    value. Only `gcmschange.vault` opens it, so every plaintext is registered for masking."""
+
+
+_VAULT_TAG = "!vault"
+_VAULT_HEADER = "$ANSIBLE_VAULT;"
+
+
 class _NumberError(Exception):
     """A plain scalar that reads as a number the loader will not hold."""
 
@@ -211,6 +220,12 @@ def _plain_scalar(value: str) -> Any:
 
 def _scalar(event: Any) -> Any:
     tag = event.tag
+    if tag == _VAULT_TAG:
+        if not event.value.lstrip().startswith(_VAULT_HEADER):
+            raise _RefusedError(
+                "vault", "a !vault value must be an Ansible vault text", event.start_mark
+            )
+        return VaultText(event.value)
     if tag is not None and tag not in _STRING_TAGS:
         raise _RefusedError(
             "tag", f"tag '{printable(tag)}' is not allowed (plain data only)", event.start_mark

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcmschange.rules.estate import load_inventory, vars_files
+from gcmschange.rules.estate import load_inventory
 
 HOSTS = """\
 all:
@@ -34,11 +34,6 @@ def test_a_folder_hides_the_same_named_file_as_for_ansible(tmp_path: Path) -> No
     (folder / "nested" / "c.json").write_text('{"level": "c"}', encoding="utf-8")
     (folder / ".hidden.yml").write_text("level: hidden\n", encoding="utf-8")
     (folder / "notes.txt").write_text("not vars\n", encoding="utf-8")
-    assert [p.relative_to(folder).as_posix() for p in vars_files(env / "group_vars", "portal")] == [
-        "a.yaml",
-        "b.yml",
-        "nested/c.json",
-    ]
     host = load_inventory(tmp_path, "lab").hosts["portal-1"]
     assert host.vars["level"] == "c" and host.vars["only_b"] == 1
 

@@ -104,7 +104,7 @@ def test_compiled_once_and_deterministic(tmp_path: Path) -> None:
 
 def test_host_context_order_and_shared_parts(tmp_path: Path) -> None:
     host = Host("web-1", "portal", {"port": 80, "inventory_hostname": "spoofed"})
-    inv = Inventory("lab", tmp_path, {"web-1": host}, {"portal": ("web-1",)}, {})
+    inv = Inventory("lab", tmp_path, {"web-1": host}, {"portal": ("web-1",)})
     ctx = host_context(host, inv, {"port": 8080}, shared_context(inv))
     assert ctx["port"] == 8080  # the change wins over the inventory
     assert ctx["inventory_hostname"] == "web-1"  # facts win over both

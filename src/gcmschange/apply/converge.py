@@ -28,7 +28,7 @@ def converge(
     rendered = road.baseline(root, environment)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     work = state_dir(root) / "converge" / f"{environment}-{stamp}"
-    inventory = root / "inventories" / environment / "hosts.yml"
+    inventory = root / "inventories" / environment
     result = push.push(
         root, inventory, rendered, work, hosts=hosts, progress=progress, accelerate=accelerate
     )

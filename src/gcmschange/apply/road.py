@@ -18,7 +18,13 @@ from gcmschange.plan.digest import change_digest
 from gcmschange.plan.seal import Sealed, seal
 from gcmschange.render.cache import RenderCache, default_cache
 from gcmschange.render.configs import RenderedSet, Renderer, render_hosts
-from gcmschange.rules.estate import Estate, Inventory, load_estate, load_inventory
+from gcmschange.rules.estate import (
+    Estate,
+    Inventory,
+    inventory_sources,
+    load_estate,
+    load_inventory,
+)
 from gcmschange.validate.load import load_change
 
 
@@ -54,9 +60,9 @@ def load(
     if code_from is None:
         load_inventory(root, env)  # a missing inventory is named where the user would look
     sealed = seal(root, change.id, env, code_from)
-    if not (sealed.root / "inventories" / env / "hosts.yml").is_file():
+    if not inventory_sources(sealed.root / "inventories" / env):
         raise InvalidInputError(
-            f"inventories/{env}/hosts.yml: not in commit {code_from}, whose code this run uses"
+            f"inventories/{env}: no inventory in commit {code_from}, whose code this run uses"
         )
     estate = load_estate(sealed.root)
     inventory = load_inventory(sealed.root, env)
@@ -73,8 +79,8 @@ def _check_verification(
     names = [h.name for h in targets]
     problems = [
         Problem(
-            f"{test} runs on none of {change.id}'s hosts: estate.yml names it in the verify "
-            f"list of none of {', '.join(change.systems)}",
+            f"{test} runs on none of {change.id}'s hosts: estate.yml lists it for other "
+            f"systems than {', '.join(change.systems)}",
             Location(change.path or change.id, path=f"$.verification[{i}]"),
             "verification",
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets as random
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ from gcmschange.masking import secret_values
 from gcmschange.notify import notices
 from gcmschange.paths import change_dir
 from gcmschange.render.configs import RenderedSet, render_hosts
-from gcmschange.rules.estate import load_estate, load_inventory
+from gcmschange.rules.estate import borrow_inventory, load_estate, load_inventory
 
 # What rendering the previous configuration needs from the base revision (never changes/:
 # change files may hold secret values, and nothing here needs them).
@@ -96,10 +95,7 @@ def restore_set(root: Path, loaded: road.Loaded, base: str) -> tuple[RenderedSet
     with tempfile.TemporaryDirectory(prefix="gcms-base-") as tmp:
         tree = Path(tmp)
         gitrepo.export_tree(root, sha, tree, RESTORE_PATHS)
-        hosts_file = tree / "inventories" / env / "hosts.yml"
-        if not hosts_file.exists():  # generated inventories (the lab's) are not committed
-            hosts_file.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(loaded.inventory.path, hosts_file)
+        borrow_inventory(root, tree, env)  # generated inventories (the lab's) are not committed
         estate, inventory = load_estate(tree), load_inventory(tree, env)
         names = [h.name for h in loaded.targets if h.name in inventory.hosts]
         rendered = render_hosts(estate, inventory, [inventory.hosts[n] for n in names], {})

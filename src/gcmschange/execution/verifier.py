@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import proc, yamlsafe
+from gcmschange import proc
 from gcmschange.errors import ExternalError
-from gcmschange.rules.estate import ESTATE_FILE_LIMIT, Estate, Inventory
+from gcmschange.rules.estate import Estate, Inventory
 
 SCOPE_ENV = "GCMS_VERIFY_SCOPE"
 _HOST_ID = re.compile(r"\[ssh://([^\]]+)\]$")
@@ -51,14 +51,17 @@ class VerifyResult:
 def scope(
     estate: Estate, inventory: Inventory, tests: Sequence[str], hosts: Sequence[str]
 ) -> dict[str, list[str]]:
-    """test file -> the hosts it runs on: those of the systems whose verify list names it."""
+    """test file -> the hosts it runs on: those of the systems whose verify list names it, or
+    every one of `hosts` for a test no system lists (the change's own test of its work)."""
     verifies = {s.id: s.verify for s in estate.systems.values()}
+    listed = {t for names in verifies.values() for t in names}
     out: dict[str, list[str]] = {}
     for test in dict.fromkeys(tests):
         chosen = [
             h
             for h in hosts
-            if h in inventory.hosts and test in verifies.get(inventory.hosts[h].system, ())
+            if h in inventory.hosts
+            and (test not in listed or test in verifies.get(inventory.hosts[h].system, ()))
         ]
         if chosen:
             out[test] = chosen
@@ -67,9 +70,8 @@ def scope(
 
 def ssh_config_of(inventory: Inventory) -> Path | None:
     """The `-F FILE` the inventory gives ssh (the lab writes one), if any."""
-    data = yamlsafe.load_file(inventory.path, limit=ESTATE_FILE_LIMIT).data or {}
-    common = str(((data.get("all") or {}).get("vars") or {}).get("ansible_ssh_common_args", ""))
-    args = shlex.split(common)
+    common = next((h.vars.get("ansible_ssh_common_args") for h in inventory.hosts.values()), "")
+    args = shlex.split(str(common or ""))
     for flag, value in itertools.pairwise(args):
         if flag == "-F":
             return Path(value)
@@ -123,7 +125,9 @@ def run(
         )
     outcome = json.loads(outcome_file.read_text(encoding="utf-8"))
     failed = {h: tuple(ids) for h, ids in outcome["failed"].items() if ids}
-    # A host with nothing to run but listed as in scope did not pass anything: say so.
+    if int(outcome["passed"]) == 0 and not failed:
+        # Every test skipped or deselected: "verified" would mean nothing was checked.
+        failed = dict.fromkeys(hosts, ("no check ran (all skipped)",))
     return VerifyResult(
         hosts, failed, int(outcome["passed"]), out / "junit.xml", float(outcome["duration"])
     )

@@ -10,7 +10,6 @@ hosts run today.
 from __future__ import annotations
 
 import difflib
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from gcmschange.masking import mask_text, secret_values
 from gcmschange.model import ChangeRequest, Host
 from gcmschange.render.cache import default_cache
 from gcmschange.render.configs import RenderedFile, RenderedSet, render_hosts
-from gcmschange.rules.estate import load_estate, load_inventory
+from gcmschange.rules.estate import borrow_inventory, load_estate, load_inventory
 from gcmschange.validate.load import load_change
 
 MAIN_REFS = ("origin/main", "main")
@@ -87,11 +86,8 @@ def render_at(
         # The whole tree: loading the base change validates it against the schemas, policy
         # and catalogue of its time.
         gitrepo.export_tree(root, base, export)
-        hosts_file = Path("inventories") / environment / "hosts.yml"
         # A generated inventory (the lab's) is not versioned: the base uses today's.
-        if not (export / hosts_file).is_file() and (root / hosts_file).is_file():
-            (export / hosts_file).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / hosts_file, export / hosts_file)
+        borrow_inventory(root, export, environment)
         estate = load_estate(export)
         inventory = load_inventory(export, environment)
         known: list[Host] = [inventory.hosts[h] for h in hosts if h in inventory.hosts]
