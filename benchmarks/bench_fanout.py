@@ -68,6 +68,7 @@ def push_archive(fleet: Fleet) -> None:
         extravars={
             "gcms_rendered_dir": str(tree.resolve()),
             "gcms_manifest": rendered.manifest(),
+            "gcms_secret_files": {},
             "gcms_archive_dir": str(archives.resolve()),
         },
         limit=fleet.hosts,

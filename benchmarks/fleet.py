@@ -101,7 +101,11 @@ class Fleet:
         """The rendered tree and extra vars exactly as `deploy.push` hands them to Ansible."""
         tree = rendered.write(folder / "rendered")
         path = folder / "extravars.json"
-        payload = {"gcms_rendered_dir": str(tree.resolve()), "gcms_manifest": rendered.manifest()}
+        payload = {
+            "gcms_rendered_dir": str(tree.resolve()),
+            "gcms_manifest": rendered.manifest(),
+            "gcms_secret_files": {},
+        }
         path.write_text(json.dumps(payload), encoding="utf-8")
         return path
 

@@ -2,17 +2,73 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gcmschange import resources
 from gcmschange.lab import workspace
+from gcmschange.yamlsafe import VaultText
 
 PROJECT = Path(__file__).resolve().parent.parent  # the checkout: docs, scripts
 ESTATE = resources.reference_estate()  # the shipped reference estate
 KEYS = ESTATE / "lab" / "keys"
+# The tests' vault password, given to every test as an operator would: GCMS_VAULT_PASSWORD
+# (set here, not in a fixture, so module- and session-scoped fixtures have it too).
+VAULT_PASSWORD = "gcms-tests-vault-password"
+os.environ["GCMS_VAULT_PASSWORD"] = VAULT_PASSWORD
+for _name in ("GCMS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE"):
+    os.environ.pop(_name, None)
+
+
+@functools.cache
+def vault_text(plain: str) -> str:
+    """`plain` encrypted by the real `ansible-vault encrypt_string` with the tests' password:
+    the ciphertext alone, as it follows `!vault |`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        password, config = Path(tmp) / "password", Path(tmp) / "ansible.cfg"
+        password.write_text(VAULT_PASSWORD, encoding="utf-8")
+        config.write_text("", encoding="utf-8")
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-vault"),
+                "encrypt_string",
+                "--vault-password-file",
+                str(password),
+                "--",
+                plain,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": tmp, "ANSIBLE_CONFIG": str(config)},
+        )
+    return "\n".join(line.strip() for line in done.stdout.splitlines()[1:]) + "\n"
+
+
+def vaulted(plain: str) -> VaultText:
+    """`plain` encrypted, as a value tests can put in data that `yaml.safe_dump` writes."""
+    return VaultText(vault_text(plain))
+
+
+def _vault_representer(dumper: yaml.SafeDumper, data: VaultText) -> yaml.Node:
+    return dumper.represent_scalar("!vault", str(data), style="|")
+
+
+yaml.SafeDumper.add_representer(VaultText, _vault_representer)
+
+
+def vault_yaml(name: str, plain: str, indent: int = 2) -> str:
+    """A YAML mapping entry `name: !vault |` holding `plain` encrypted, at `indent` spaces."""
+    body = "".join(f"{' ' * (indent + 2)}{line}\n" for line in vault_text(plain).splitlines())
+    return f"{' ' * indent}{name}: !vault |\n{body}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

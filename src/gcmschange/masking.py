@@ -13,8 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gcmschange import vault
 from gcmschange.model import ChangeRequest
 from gcmschange.rules import argspecs
+from gcmschange.yamlsafe import VaultText
 
 MASK = "********"
 
@@ -78,13 +80,18 @@ def _as_text(value: Any) -> str:
 
 
 def secret_values(root: Path, change: ChangeRequest) -> tuple[str, ...]:
-    """The values of the change's secret variables (and standard-change parameters)."""
+    """The values of the change's secret variables (and standard-change parameters), its
+    vault values opened (when the password is at hand), and every vault value this process
+    has opened anywhere else (inventories)."""
     names = secret_names(root, change.playbook)
     found: list[str] = []
     for source in (change.variables, change.parameters):
-        for name in names:
-            if name in source and source[name] not in (None, ""):
-                found.append(_as_text(source[name]))
-                if not isinstance(source[name], str):
-                    found.append(str(source[name]))
-    return tuple(dict.fromkeys(found))
+        for name, value in source.items():
+            if isinstance(value, VaultText):
+                if vault.password(root) is not None:
+                    vault.decrypt(value, f"{change.id}: variable {name}", root)
+            elif name in names and value not in (None, ""):
+                found.append(_as_text(value))
+                if not isinstance(value, str):
+                    found.append(str(value))
+    return tuple(dict.fromkeys((*found, *sorted(vault.revealed()))))

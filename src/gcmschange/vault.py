@@ -25,10 +25,11 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 from gcmschange import proc
 from gcmschange.errors import InvalidInputError, UsageError
@@ -42,6 +43,7 @@ PASSWORD_FILE_ENVS = ("GCMS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE")
 MIN_MASKED = 4  # shorter plaintexts (a port, "yes") would mask every digit of every output
 _ITERATIONS = 10000  # ansible-vault's, fixed by the format
 _revealed: set[str] = set()
+_opened: dict[str, str] = {}  # ciphertext -> plaintext: PBKDF2 costs milliseconds a value
 _lock = threading.Lock()
 
 
@@ -63,9 +65,34 @@ def reveal(text: str) -> None:
             _revealed.add(text)
 
 
+def holds_secret(text: str) -> bool:
+    """Whether `text` contains a value decrypted in this process."""
+    return any(value in text for value in revealed())
+
+
+def opened(value: Any, root: Path | None = None) -> Any:
+    """`value` with every `VaultText` in it decrypted (for rendering, in memory only)."""
+    if isinstance(value, VaultText):
+        return decrypt(value, "a !vault value", root)
+    if isinstance(value, Mapping):
+        items = {k: opened(v, root) for k, v in value.items()}
+        same = all(items[k] is v for k, v in value.items())
+        return value if same else items  # most values hold no vault text: no copies then
+    if isinstance(value, list | tuple):
+        found = [opened(v, root) for v in value]
+        return value if all(a is b for a, b in zip(found, value, strict=True)) else found
+    return value
+
+
+def _repository_of(root: Path) -> Path:
+    """The checkout `root` belongs to (a sealed copy lives inside its repository's)."""
+    here = root.resolve()
+    return next((p for p in (here, *here.parents) if (p / ".git").exists()), here)
+
+
 def _password_from_file(path: Path, root: Path | None) -> bytes:
     real = path.expanduser().resolve()
-    if root is not None and real.is_relative_to(root.resolve()):
+    if root is not None and real.is_relative_to(_repository_of(root)):
         raise UsageError(
             f"{path}: vault password file inside the repository: keep it outside, in a file "
             "only you can read, or pass it in GCMS_VAULT_PASSWORD"
@@ -131,6 +158,9 @@ def _parts(vaulttext: str, where: str) -> tuple[bytes, bytes, bytes]:
 
 def decrypt(vaulttext: str, where: str, root: Path | None = None) -> str:
     """The plaintext of one vault text; registered for masking before it is returned."""
+    key = vaulttext.strip()
+    if key in _opened:
+        return _opened[key]
     # Imported here: validation of thousands of changes without vault must not pay for it.
     from cryptography.hazmat.primitives import hashes, padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -155,4 +185,6 @@ def decrypt(vaulttext: str, where: str, root: Path | None = None) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{where}: vault text is damaged ({exc})") from exc
     reveal(plain)
+    with _lock:
+        _opened[key] = plain
     return plain

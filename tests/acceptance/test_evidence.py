@@ -14,6 +14,7 @@ from gcmschange.audit import trail
 from gcmschange.audit.evidence import FIELD_LIMIT
 from gcmschange.cli import main
 from gcmschange.masking import MASK
+from tests.conftest import vault_yaml
 
 CHANGE = "CHG-LAB-0090"
 SECRET = "Tok-3n_very-secret"
@@ -24,7 +25,8 @@ TOP = f"evidence-{CHANGE}"
 def evidence_repo(estate_repo: Path) -> Path:
     source = (estate_repo / "changes" / "CHG-LAB-0002.yaml").read_text(encoding="utf-8")
     changed = source.replace("id: CHG-LAB-0002", f"id: {CHANGE}").replace(
-        'tls_protocols: "TLSv1.3"', f'tls_protocols: "TLSv1.3"\n  canary_token: "{SECRET}"'
+        'tls_protocols: "TLSv1.3"\n',
+        'tls_protocols: "TLSv1.3"\n' + vault_yaml("canary_token", SECRET),
     )
     (estate_repo / "changes" / f"{CHANGE}.yaml").write_text(changed, encoding="utf-8")
     state = estate_repo / ".gcmschange" / "changes" / CHANGE
@@ -131,7 +133,7 @@ def test_secrets_are_masked_and_large_outputs_truncated_with_their_hash(
     members = _members(bundle)
     assert all(SECRET.encode() not in data for data in members.values())
     assert MASK.encode() in members[f"{TOP}/state/plan.json"]
-    assert MASK.encode() in members[f"{TOP}/request/{CHANGE}.yaml"]
+    assert b"!vault |" in members[f"{TOP}/request/{CHANGE}.yaml"]  # its ciphertext only
     event = json.loads(members[f"{TOP}/state/runs/apply-1/job_events/1-task.json"])
     full = f"line with {MASK}\n" + "x" * (3 * FIELD_LIMIT)
     assert event["stdout"].startswith(full[:FIELD_LIMIT])

@@ -19,6 +19,7 @@ from gcmschange.audit import trail
 from gcmschange.cli import main
 from gcmschange.notify.notices import read_incidents
 from gcmschange.paths import audit_log, outbox
+from tests.conftest import vault_yaml
 
 GATEWAY_PARTNERS = {
     "noc@air-maple.example",
@@ -140,7 +141,8 @@ def test_secret_variables_never_reach_notices_or_audit(
     secret = "s3cr3t-Canary-Value"
     source = (estate_repo / "changes" / "CHG-LAB-0002.yaml").read_text(encoding="utf-8")
     changed = source.replace("id: CHG-LAB-0002", "id: CHG-LAB-0090").replace(
-        'tls_protocols: "TLSv1.3"', f'tls_protocols: "TLSv1.3"\n  canary_token: "{secret}"'
+        'tls_protocols: "TLSv1.3"\n',
+        'tls_protocols: "TLSv1.3"\n' + vault_yaml("canary_token", secret),
     )
     (estate_repo / "changes" / "CHG-LAB-0090.yaml").write_text(changed, encoding="utf-8")
     code = main(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gcmschange.cli import main
+from tests.conftest import vault_yaml
 
 HOSTS = """\
 all:
@@ -139,9 +140,8 @@ def test_secrets_are_masked_in_output_and_written_files(
 ) -> None:
     secret = "s3cr3t-canary-9f2b"
     path = mr / f"changes/{CHANGE_ID}.yaml"
-    path.write_text(
-        path.read_text().replace("variables:\n", f"variables:\n  canary_token: {secret}\n")
-    )
+    entry = vault_yaml("canary_token", secret)
+    path.write_text(path.read_text().replace("variables:\n", "variables:\n" + entry))
     template = mr / GATEWAY
     template.write_text(template.read_text() + "# token {{ canary_token }}\n")
     for output in ("text", "json"):
@@ -242,12 +242,13 @@ def test_the_base_change_secrets_are_masked_too(
     root = estate_repo
     (root / "inventories/lab/hosts.yml").write_text(HOSTS, encoding="utf-8")
     (root / GATEWAY).write_text((root / GATEWAY).read_text() + "# token {{ canary_token }}\n")
-    change = CHANGE.replace("variables:\n", "variables:\n  canary_token: old-secret-1111\n")
+    old = vault_yaml("canary_token", "old-secret-1111")
+    change = CHANGE.replace("variables:\n", "variables:\n" + old)
     (root / f"changes/{CHANGE_ID}.yaml").write_text(change, encoding="utf-8")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "change with a secret")
     git(root, "checkout", "-q", "-b", "rotate")
-    rotated = change.replace("old-secret-1111", "new-secret-2222")
+    rotated = change.replace(old, vault_yaml("canary_token", "new-secret-2222"))
     (root / f"changes/{CHANGE_ID}.yaml").write_text(rotated, encoding="utf-8")
     code, out, err = cli(root, capsys, "render", CHANGE_ID)
     assert code == 0, err

@@ -26,7 +26,7 @@ from gcmschange.gitrepo import commit_paths
 from gcmschange.notify import notices
 from gcmschange.paths import audit_log
 from gcmschange.validate.load import load_change
-from tests.conftest import KEYS
+from tests.conftest import KEYS, vaulted
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CANARY_SECRET = "s1te-canary-SECRET-42"
@@ -49,7 +49,10 @@ def _change(
         "environment": "staging",
         "systems": systems,
         "playbook": "configure",
-        "variables": {"maintenance_banner_en": CANARY_BANNER, "canary_token": CANARY_SECRET},
+        "variables": {
+            "maintenance_banner_en": CANARY_BANNER,
+            "canary_token": vaulted(CANARY_SECRET),
+        },
         "window": {
             "start": _local(start),
             "end": _local(start + timedelta(hours=hours)),

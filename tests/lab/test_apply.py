@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,8 @@ from gcmschange import lab
 from gcmschange.apply import journal, locks, push, road, verbs
 from gcmschange.approvals import sign
 from gcmschange.audit import trail
-from tests.conftest import KEYS, copy_estate
+from gcmschange.lab.layout import Layout
+from tests.conftest import KEYS, copy_estate, vault_yaml, vaulted
 from tests.lab.conftest import _isolated_env, require_lab, ssh
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -238,33 +240,61 @@ def test_outside_the_window_or_in_a_freeze_nothing_is_touched(fleet: Path) -> No
 
 
 def test_the_canary_secret_is_never_written(fleet: Path) -> None:
+    """Vault values, one in the change and one in the inventory's group_vars, both rendered
+    into a host's configuration: they reach the host, and no file on this machine outside
+    the hosts' own holds them (run folders, artifacts, events, journal, cache, /tmp,
+    /dev/shm), nor does anything the CLI prints."""
     token = "canary-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
-    variables = {"gcms_log_level": "debug", "canary_token": token}
-    change = approved(
-        fleet,
-        new_change(
+    inline = "inventory-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
+    conf = "templates/case_api/nginx.conf.j2"
+    before = (fleet / conf).read_text(encoding="utf-8")
+    group_vars = fleet / "inventories/lab/group_vars/case_api.yml"
+    (fleet / conf).write_text(
+        before + "# token {{ canary_token | default('none') }} {{ gcms_db_password }}\n"
+    )
+    group_vars.write_text(vault_yaml("gcms_db_password", inline, indent=0), encoding="utf-8")
+    git(fleet, "add", "-A", "templates", "inventories")
+    git(fleet, "commit", "-qm", "case API config carries two vault values")
+    try:
+        variables = {"gcms_log_level": "debug", "canary_token": vaulted(token)}
+        change = approved(
             fleet,
-            "CHG-LAB-0902",
-            "CHG-LAB-0003",
-            systems=["case_api"],
-            variables=variables,
-            title="Debug logging on the case API",
-        ),
-    )
-    done = subprocess.run(
-        [*CLI, "--repo", str(fleet), "apply", change, "--output", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert token not in done.stdout and token not in done.stderr
-    written = [
-        p
-        for p in (fleet / ".gcmschange").rglob("*")
-        if p.is_file() and token.encode() in p.read_bytes()
-    ]
-    assert written == []
+            new_change(
+                fleet,
+                "CHG-LAB-0902",
+                "CHG-LAB-0003",
+                systems=["case_api"],
+                variables=variables,
+                title="Debug logging on the case API",
+            ),
+        )
+        done = subprocess.run(
+            [*CLI, "--repo", str(fleet), "apply", change, "--output", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        for secret in (token, inline):
+            assert secret not in done.stdout and secret not in done.stderr
+            on_host = ssh(fleet, "case-api-1", "cat /etc/nginx/conf.d/gcms-case_api.conf")
+            assert f"# token {token} {inline}" in on_host.stdout  # it did reach the host
+        hosts_dir = Layout.of(fleet).hosts_dir.resolve()
+        places = [fleet, Path("/dev/shm"), *Path(tempfile.gettempdir()).glob("gc*")]
+        leaks = [
+            p
+            for place in places
+            for p in place.rglob("*")
+            if p.is_file()
+            and not p.resolve().is_relative_to(hosts_dir)
+            and (token.encode() in p.read_bytes() or inline.encode() in p.read_bytes())
+        ]
+        assert leaks == []
+    finally:
+        (fleet / conf).write_text(before, encoding="utf-8")
+        group_vars.unlink()
+        git(fleet, "add", "-A", "templates", "inventories")
+        git(fleet, "commit", "-qm", "case API config without vault values again")
 
 
 def playbooks_of(root: Path) -> list[int]:

@@ -46,7 +46,11 @@ YAML_BITS = st.sampled_from(
     ]
 )
 # libyaml reads YAML 1.1 escapes: no surrogate pairs; control characters are not data.
-TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20)
+# YAML cannot hold the two non-characters U+FFFE and U+FFFF (nor controls or lone surrogates).
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=20,
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),

@@ -10,7 +10,11 @@ that are data (`!unsafe`), never templates; both runs' results count as one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,35 +43,53 @@ def push(
     """`then`: the change's own playbook, run after `playbook` unless it is the same one."""
     targets = tuple(hosts) if hosts is not None else rendered.hosts()
     subset = rendered.for_hosts(targets)
-    rendered_dir = subset.write(work_dir / "rendered")
-    extravars = {
-        **dict(variables or {}),
-        "gcms_rendered_dir": str(rendered_dir.resolve()),
-        "gcms_manifest": subset.manifest(),
-    }
+    with _rendered_folder(work_dir, secret=subset.has_secrets) as folder:
+        rendered_dir = subset.write(folder)
+        extravars = {
+            **dict(variables or {}),
+            "gcms_rendered_dir": str(rendered_dir.resolve()),
+            "gcms_manifest": subset.manifest(secret=False),
+            "gcms_secret_files": subset.manifest(secret=True),
+        }
 
-    def spec(name: str, limit: tuple[str, ...], folder: str) -> RunSpec:
-        return RunSpec(
-            playbook=root / "playbooks" / f"{name}.yml",
-            inventory=inventory,
-            work_dir=work_dir / folder,
-            extravars=extravars,
-            limit=limit,
-            check=check,
-            diff=diff,
-            forks=max(5, min(50, len(limit))),
-            secrets=tuple(secrets),
-            accelerate=accelerate,
-            content=root,
-        )
+        def spec(name: str, limit: tuple[str, ...], folder: str) -> RunSpec:
+            return RunSpec(
+                playbook=root / "playbooks" / f"{name}.yml",
+                inventory=inventory,
+                work_dir=work_dir / folder,
+                extravars=extravars,
+                limit=limit,
+                check=check,
+                diff=diff,
+                forks=max(5, min(50, len(limit))),
+                secrets=tuple(secrets),
+                accelerate=accelerate,
+                content=root,
+            )
 
-    first = run_playbook(spec(playbook, targets, "runner"), progress)
-    if then is None or then == playbook:
-        return first
-    rest = tuple(h for h in targets if h not in first.failures and h not in first.unreachable)
-    if not rest:
-        return first
-    return merge(first, run_playbook(spec(then, rest, f"runner-{then}"), progress))
+        first = run_playbook(spec(playbook, targets, "runner"), progress)
+        if then is None or then == playbook:
+            return first
+        rest = tuple(h for h in targets if h not in first.failures and h not in first.unreachable)
+        if not rest:
+            return first
+        return merge(first, run_playbook(spec(then, rest, f"runner-{then}"), progress))
+
+
+@contextmanager
+def _rendered_folder(work_dir: Path, *, secret: bool) -> Iterator[Path]:
+    """Where the rendered files wait for the playbook: in the run's folder, or, when one holds
+    a vault value, in memory-backed storage outside it, removed as soon as the run ends."""
+    if not secret:
+        yield work_dir / "rendered"
+        return
+    shm = Path("/dev/shm")
+    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix="gcms-rendered-", dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def merge(first: RunResult, second: RunResult) -> RunResult:

@@ -210,8 +210,18 @@ def problems_json(problems: Sequence[Problem]) -> list[dict[str, Any]]:
 @click.option(
     "--output", type=click.Choice(OUTPUTS), default="text", show_default=True, help="Output format."
 )
+@click.option(
+    "--vault-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Opens Ansible Vault values and files, as for ansible-playbook (an executable file "
+    "prints the password). Or GCMS_VAULT_PASSWORD_FILE, ANSIBLE_VAULT_PASSWORD_FILE, or the "
+    "password itself in GCMS_VAULT_PASSWORD.",
+)
 @click.pass_context
-def root(click_ctx: click.Context, repo: Path | None, output: str) -> None:
+def root(
+    click_ctx: click.Context, repo: Path | None, output: str, vault_password_file: Path | None
+) -> None:
     """gcmschange: one road for every change.
 
     \b
@@ -231,10 +241,14 @@ def root(click_ctx: click.Context, repo: Path | None, output: str) -> None:
 
     \b
     Environment: GCMS_REPO (--repo), GCMS_REMOTE (--remote), GCMS_ACCELERATE=true
-    (--accelerate), GCMS_DEBUG=1 (tracebacks of internal errors).
+    (--accelerate), GCMS_VAULT_PASSWORD_FILE (--vault-password-file), GCMS_VAULT_PASSWORD,
+    GCMS_DEBUG=1 (tracebacks of internal errors).
     Shell completion: eval "$(_GCMSCHANGE_COMPLETE=bash_source gcmschange)" in ~/.bashrc
     (zsh_source and fish_source for those shells).
     """
+    if vault_password_file is not None:
+        # Read where the password is needed, by the runs and the readers alike.
+        os.environ["GCMS_VAULT_PASSWORD_FILE"] = str(vault_password_file.absolute())
     click_ctx.obj = Context(repo, output)
 
 

@@ -11,6 +11,7 @@ secret values are masked in every artifact ansible-runner kept.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import shutil
 import signal
@@ -25,8 +26,11 @@ from typing import Any
 
 import yaml
 
+from gcmschange import vault
 from gcmschange.errors import CancelledError, ExternalError
 from gcmschange.execution import accel, ansiblecfg
+from gcmschange.masking import mask_data
+from gcmschange.yamlsafe import VaultText
 
 MASK = "********"
 PID_FILE = "playbook.pid"  # in the work dir: the ansible-playbook a run started
@@ -96,14 +100,22 @@ def _unsafe_representer(dumper: yaml.SafeDumper, data: Unsafe) -> yaml.Node:
     return dumper.represent_scalar("!unsafe", str(data))
 
 
+def _vault_representer(dumper: yaml.SafeDumper, data: VaultText) -> yaml.Node:
+    # Handed to Ansible still encrypted: it opens it in memory with the password file.
+    return dumper.represent_scalar("!vault", str(data).strip() + "\n", style="|")
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 
 
 _Dumper.add_representer(Unsafe, _unsafe_representer)
+_Dumper.add_representer(VaultText, _vault_representer)
 
 
 def mark_unsafe(value: Any) -> Any:
+    if isinstance(value, VaultText):
+        return value
     if isinstance(value, str):
         return Unsafe(value)
     if isinstance(value, Mapping):
@@ -111,6 +123,11 @@ def mark_unsafe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [mark_unsafe(v) for v in value]
     return value
+
+
+def extravars_text(extravars: Mapping[str, Any]) -> str:
+    """Extra vars as Ansible reads them: texts `!unsafe`, vault values still encrypted."""
+    return yaml.dump(mark_unsafe(dict(extravars)), Dumper=_Dumper, sort_keys=True)
 
 
 def mask(text: str, secrets: Sequence[str]) -> str:
@@ -172,11 +189,18 @@ def _diff_text(diff: Any, secrets: Sequence[str]) -> str:
     return mask("".join(out), secrets)
 
 
+def _secrets(spec: RunSpec) -> tuple[str, ...]:
+    """The run's secrets: the change's, and every vault value opened in this process."""
+    return tuple(dict.fromkeys((*spec.secrets, *sorted(vault.revealed()))))
+
+
 class _Collector:
-    """Turns ansible-runner's event stream into what gcmschange reports."""
+    """Turns ansible-runner's event stream into what gcmschange reports, and masks each event
+    before ansible-runner writes it to the artifacts (it writes what the handler leaves)."""
 
     def __init__(self, spec: RunSpec, progress: Progress | None) -> None:
         self.spec = spec
+        self.secrets = _secrets(spec)
         self.progress = progress
         self.changes: list[TaskChange] = []
         self.failures: dict[str, str] = {}
@@ -189,6 +213,10 @@ class _Collector:
             # while it runs (pexpect starts it ignoring SIGHUP: it would go on alone).
             (self.spec.work_dir / PID_FILE).write_text(f"{event['pid']}\n", encoding="utf-8")
             self.pid_written = True
+        if self.secrets:
+            masked = mask_data(event, self.secrets)
+            event.clear()
+            event.update(masked)
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         host = str(data.get("host", ""))
@@ -199,21 +227,19 @@ class _Collector:
             if res.get("changed") and "results" not in res:
                 self._changed(host, task, res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failures.setdefault(
-                host, mask(f"{task}: {failure_message(res)}", self.spec.secrets)
-            )
+            self.failures.setdefault(host, mask(f"{task}: {failure_message(res)}", self.secrets))
         elif kind == "runner_on_unreachable":
             if host not in self.unreachable:
                 self.unreachable.append(host)
             self.failures.setdefault(
-                host, mask(f"unreachable: {failure_message(res)}", self.spec.secrets)
+                host, mask(f"unreachable: {failure_message(res)}", self.secrets)
             )
         if self.progress and host and kind.startswith("runner_on_"):
             self.progress(host, task, kind.removeprefix("runner_on_"))
         return True
 
     def _changed(self, host: str, task: str, res: dict[str, Any]) -> None:
-        diff = _diff_text(res.get("diff", []), self.spec.secrets) if self.spec.diff else ""
+        diff = _diff_text(res.get("diff", []), self.secrets) if self.spec.diff else ""
         self.changes.append(TaskChange(host, task, diff))
 
 
@@ -241,6 +267,19 @@ def failure_message(res: Any) -> str:
     if msg and detail and (not msg.strip(". ") or any(g in msg for g in _GENERIC)):
         return f"{msg}: {detail}"
     return msg or detail or "failed"
+
+
+def drop_environment(artifacts: Path) -> None:
+    """ansible-runner records the whole process environment (CI tokens, passwords) beside the
+    command; only the command and its folder are kept."""
+    for command in artifacts.glob("*/command"):
+        try:
+            data = json.loads(command.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            command.unlink(missing_ok=True)
+            continue
+        kept = {k: data[k] for k in ("command", "cwd") if isinstance(data, dict) and k in data}
+        command.write_text(json.dumps(kept), encoding="utf-8")
 
 
 def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
@@ -353,6 +392,11 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     """Run one playbook through ansible-runner and return what happened, secrets masked."""
+    with vault.password_file(spec.content) as password_file:
+        return _run(spec, progress, password_file)
+
+
+def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -> RunResult:
     import ansible_runner  # the only import of it in the package
 
     if spec.work_dir.exists() and any(spec.work_dir.iterdir()):
@@ -362,11 +406,10 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     cfg = spec.work_dir / "ansible.cfg"
     cfg.write_text(_ansible_cfg(spec), encoding="utf-8")
     extravars_file = spec.work_dir / "extravars.yml"
-    extravars_file.write_text(
-        yaml.dump(mark_unsafe(dict(spec.extravars)), Dumper=_Dumper, sort_keys=True),
-        encoding="utf-8",
-    )
+    extravars_file.write_text(extravars_text(spec.extravars), encoding="utf-8")
     cmdline = [f"-e @{extravars_file}"]
+    if password_file is not None:
+        cmdline.append(f"--vault-password-file {password_file}")
     if spec.check:
         cmdline.append("--check")
     if spec.diff:
@@ -400,7 +443,8 @@ def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     stats = result.stats or {}
     hosts = _host_stats(stats, collector)
     extravars_file.unlink(missing_ok=True)
-    _mask_tree(spec.work_dir, spec.secrets)
+    drop_environment(spec.work_dir / "artifacts")
+    _mask_tree(spec.work_dir, _secrets(spec))
     signum = signalled()
     if signum is not None:
         # ansible-runner has already killed the playbook's process group.

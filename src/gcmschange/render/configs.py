@@ -23,6 +23,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from gcmschange import vault
 from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
 from gcmschange.masking import mask_text
 from gcmschange.model import Host
@@ -38,10 +39,14 @@ class RenderedFile:
     dest: str  # absolute path on the host
     template: str
     content: str
+    secret: bool = False  # holds a vault value: pushed without diff or log, never cached
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.content.encode("utf-8")).hexdigest()
+        # A secret file's hash is of its masked text: a hash of a weak password inside a
+        # known file can be guessed back. Its ciphertext is in the digest through the inventory.
+        shown = mask_text(self.content, vault.revealed()) if self.secret else self.content
+        return hashlib.sha256(shown.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,18 @@ class RenderedSet:
     def hosts(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(f.host for f in self.files))
 
-    def manifest(self) -> dict[str, list[str]]:
+    def manifest(self, *, secret: bool | None = None) -> dict[str, list[str]]:
+        """host -> dests; `secret`: only the files that hold (True) or do not hold (False)
+        a vault value."""
         out: dict[str, list[str]] = {}
         for f in self.files:
-            out.setdefault(f.host, []).append(f.dest)
+            if secret is None or f.secret == secret:
+                out.setdefault(f.host, []).append(f.dest)
         return out
+
+    @property
+    def has_secrets(self) -> bool:
+        return any(f.secret for f in self.files)
 
     def for_hosts(self, hosts: Sequence[str]) -> RenderedSet:
         wanted = set(hosts)
@@ -238,7 +250,7 @@ def shared_context(inventory: Inventory) -> dict[str, Any]:
     """What every host's template sees alike; built once per rendering, not once per host."""
     return {
         "groups": {name: list(members) for name, members in inventory.groups.items()},
-        "hostvars": {name: h.vars for name, h in inventory.hosts.items()},
+        "hostvars": {name: vault.opened(h.vars) for name, h in inventory.hosts.items()},
     }
 
 
@@ -250,8 +262,8 @@ def host_context(
 ) -> dict[str, Any]:
     """What a template sees for one host: inventory vars, then the change's, then facts."""
     return {
-        **host.vars,
-        **variables,
+        **vault.opened(host.vars),
+        **vault.opened(variables),
         "inventory_hostname": host.name,
         "gcms_system": host.system,
         **(shared if shared is not None else shared_context(inventory)),
@@ -284,8 +296,9 @@ def render_hosts(
         for config in system.configs:
             check_destination(host.name, config.dest)
             content = renderer.render(config.template, context, host.name)
-            files.append(RenderedFile(host.name, config.dest, config.template, content))
+            secret = vault.holds_secret(content)
+            files.append(RenderedFile(host.name, config.dest, config.template, content, secret))
     rendered = RenderedSet(inventory.environment, tuple(files))
-    if cache is not None:
+    if cache is not None and not rendered.has_secrets:  # a vault value never goes to disk
         cache.store(key, rendered)
     return rendered

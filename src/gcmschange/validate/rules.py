@@ -17,7 +17,7 @@ from gcmschange.rules import argspecs, catalogue, policy
 from gcmschange.rules.argspecs import Option, PlaybookArgs
 from gcmschange.validate.context import Context
 from gcmschange.validate.schema import kind_of
-from gcmschange.yamlsafe import Document, NodePath, json_path
+from gcmschange.yamlsafe import Document, NodePath, VaultText, json_path
 
 MASK = "********"
 # What every reader of a change holds exactly: JSON has no infinity, and the reports, the
@@ -257,7 +257,16 @@ def _judge(option: Option, value: Any, name: str, path: NodePath) -> Iterator[tu
     if not _is(value, option.type):
         yield path, f"variable {name!r} must be {option.type}, not {kind_of(value)}"
         return
-    if option.choices and value not in option.choices:
+    if option.secret and not isinstance(value, VaultText) and value not in (None, ""):
+        # In a change file, a value is in git for ever: only its vault text may be there.
+        yield (
+            path,
+            (
+                f"variable {name!r} is secret and written in clear: put its vault text here "
+                f"instead (ansible-vault encrypt_string --name {name})"
+            ),
+        )
+    elif option.choices and not isinstance(value, VaultText) and value not in option.choices:
         allowed = ", ".join(map(str, option.choices))
         yield path, f"variable {name!r} must be one of {allowed} (got {shown})"
     items = list(enumerate(value)) if isinstance(value, list) else []

@@ -1,0 +1,112 @@
+"""Ansible Vault: values and files opened with the operator's password, made by the real
+`ansible-vault`; every opened value is masked everywhere; the password never comes from the
+branch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gcmschange import vault, yamlsafe
+from gcmschange.errors import InvalidInputError, UsageError
+from gcmschange.execution import runner
+from gcmschange.masking import MASK, mask_text
+from gcmschange.rules.estate import load_inventory
+from tests.conftest import VAULT_PASSWORD, vault_text, vault_yaml
+
+VAULT_PROGRAM = str(Path(sys.executable).parent / "ansible-vault")
+
+
+def test_a_value_made_by_ansible_vault_opens_and_is_registered() -> None:
+    text = vault_text("opened-by-gcmschange-1")
+    assert vault.decrypt(text, "x") == "opened-by-gcmschange-1"
+    assert "opened-by-gcmschange-1" in vault.revealed()
+    assert mask_text("pw=opened-by-gcmschange-1", vault.revealed()) == f"pw={MASK}"
+
+
+def test_the_wrong_password_and_a_damaged_text_are_one_line_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = vault_text("never-shown-2")
+    monkeypatch.setenv("GCMS_VAULT_PASSWORD", "not-the-password")
+    with pytest.raises(InvalidInputError, match=r"^where: vault text does not open"):
+        vault.decrypt(text + " ", "where")  # another key, so no opened value is reused
+    monkeypatch.setenv("GCMS_VAULT_PASSWORD", VAULT_PASSWORD)
+    with pytest.raises(InvalidInputError, match="damaged vault text"):
+        vault.decrypt("$ANSIBLE_VAULT;1.1;AES256\nzz\n", "where")
+    monkeypatch.delenv("GCMS_VAULT_PASSWORD")
+    with pytest.raises(UsageError, match="no vault password was given"):
+        vault.decrypt(vault_text("never-shown-3"), "where")
+
+
+def test_a_password_file_inside_the_repository_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".git").mkdir()
+    inside = tmp_path / "vault-pass.sh"
+    inside.write_text("#!/bin/sh\necho x\n", encoding="utf-8")
+    inside.chmod(0o755)
+    monkeypatch.delenv("GCMS_VAULT_PASSWORD")
+    monkeypatch.setenv("GCMS_VAULT_PASSWORD_FILE", str(inside))
+    with pytest.raises(UsageError, match="inside the repository"):
+        vault.password(tmp_path / "sub")
+
+
+def test_an_executable_password_file_prints_it_as_for_ansible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "client.sh"
+    script.write_text(f"#!/bin/sh\necho '{VAULT_PASSWORD}'\n", encoding="utf-8")
+    script.chmod(0o700)
+    monkeypatch.delenv("GCMS_VAULT_PASSWORD")
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(script))
+    assert vault.password(None) == VAULT_PASSWORD.encode()
+
+
+def test_vault_tag_is_read_and_anything_else_under_it_refused() -> None:
+    doc = yamlsafe.load_bytes(("x:\n" + vault_yaml("s", "tagged-4")).encode(), "f.yml").data
+    assert isinstance(doc["x"]["s"], yamlsafe.VaultText)
+    with pytest.raises(InvalidInputError, match="must be an Ansible vault text"):
+        yamlsafe.load_bytes(b"s: !vault not-a-vault\n", "f.yml")
+
+
+def test_inventory_vault_values_and_files_reach_rendering_and_masking(tmp_path: Path) -> None:
+    env = tmp_path / "inventories" / "dev"
+    (env / "group_vars" / "portal").mkdir(parents=True)
+    (env / "hosts.yml").write_text("all: {children: {portal: {hosts: {p1: {}}}}}\n")
+    (env / "group_vars" / "all.yml").write_text(vault_yaml("db_password", "inline-5", indent=0))
+    whole = env / "group_vars" / "portal" / "vault.yml"
+    whole.write_text("api_key: whole-file-6\nport: 8443\n", encoding="utf-8")
+    password = tmp_path / "pw"
+    password.write_text(VAULT_PASSWORD, encoding="utf-8")
+    subprocess.run(
+        [VAULT_PROGRAM, "encrypt", str(whole), "--vault-password-file", str(password)],
+        check=True,
+        capture_output=True,
+    )
+    host = load_inventory(tmp_path, "dev").hosts["p1"]
+    assert isinstance(host.vars["db_password"], yamlsafe.VaultText)  # still closed
+    assert host.vars["api_key"] == "whole-file-6" and host.vars["port"] == 8443
+    assert "whole-file-6" in vault.revealed()  # every text of a vaulted file is masked
+    assert vault.opened(host.vars)["db_password"] == "inline-5"
+    cached = list((Path.home() / ".cache" / "gcmschange" / "inventory").glob("*.json"))
+    assert not any(b"whole-file-6" in p.read_bytes() for p in cached)
+
+
+def test_extra_vars_hand_vault_values_to_ansible_still_encrypted() -> None:
+    value = yamlsafe.VaultText(vault_text("for-ansible-7"))
+    dumped = runner.extravars_text({"v": value, "t": "{{ x }}"})
+    assert "v: !vault |" in dumped and "for-ansible-7" not in dumped
+    assert "t: !unsafe '{{ x }}'" in dumped
+
+
+def test_runner_keeps_no_process_environment(tmp_path: Path) -> None:
+    command = tmp_path / "artifacts" / "x" / "command"
+    command.parent.mkdir(parents=True)
+    command.write_text(json.dumps({"command": ["a"], "cwd": "/", "env": {"TOKEN": "t0k"}}))
+    runner.drop_environment(tmp_path / "artifacts")
+    assert json.loads(command.read_text()) == {"command": ["a"], "cwd": "/"}
