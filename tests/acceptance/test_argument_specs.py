@@ -12,6 +12,7 @@ from gcmschange.cli import main
 from gcmschange.errors import ValidationError
 from gcmschange.masking import secret_names
 from gcmschange.rules import argspecs
+from tests.conftest import vault_yaml
 
 NOW = "2027-01-15T00:00:00-05:00"
 
@@ -103,12 +104,8 @@ def test_the_playbook_and_its_roles_specs_judge_the_variables(
 ) -> None:
     _change(
         site_repo,
-        """
-        site_owner: ops
-        site_port: 8081
-        banner_text: hello
-        site_upstreams: [{host: a, weight: 2}, {host: b}]
-        """,
+        "site_port: 8081\nbanner_text: hello\nsite_upstreams: [{host: a, weight: 2}, {host: b}]\n"
+        + vault_yaml("site_owner", "ops-vaulted", indent=0),  # a secret is only ever vaulted
     )
     code, out = _validate(site_repo, capsys)
     assert code == 0, out
