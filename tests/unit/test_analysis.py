@@ -398,3 +398,28 @@ def test_a_failed_wave_analysis_is_a_failed_wave_for_resume(tmp_path: Path) -> N
     assert shown == (
         {"step": "wave-1", "state": "failed", "checks": [], "measurements": 0, "last": None},
     )
+
+
+@pytest.mark.slow
+def test_the_health_gate_reads_firing_alerts_and_the_policy_decides_unknown_health(
+    real_prometheus: RealPrometheus,
+) -> None:
+    from gcmschange.analysis.judge import Judge, health
+    from gcmschange.analysis.templates import Spec
+
+    judge = Judge(Spec(10, ()), real_prometheus.endpoint, Inconclusive.FAIL, "lab")
+    real_prometheus.exporter.text = 'nginx_up{system="portal",host="portal-1"} 0\n'
+    found = None
+    for _ in range(100):  # the lab's rules: GcmsNginxDown fires at the next evaluation
+        found = health(judge, ["portal", "case_api"])
+        if found is not None and found.verdict is Verdict.FAILED:
+            break
+        threading.Event().wait(0.1)
+    assert found is not None and found.alerts == ("GcmsNginxDown{system=portal, host=portal-1}",)
+    assert health(judge, ["case_api"]) == health(judge, ["eta"])  # other systems: healthy
+    assert judge.blocks(Verdict.INCONCLUSIVE)
+    assert not Judge(Spec(10, ()), None, Inconclusive.PROCEED, "lab").blocks(Verdict.INCONCLUSIVE)
+    monitoring.stop_process(real_prometheus.running)
+    unknown = health(judge, ["portal"])
+    assert unknown is not None and unknown.verdict is Verdict.INCONCLUSIVE
+    assert "unreachable" in unknown.message
