@@ -216,3 +216,26 @@ def test_not_a_bundle_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 1
     assert "not a readable tar.gz bundle" in out
     assert "Traceback" not in out
+
+
+def test_runner_artifacts_outside_the_allow_list_stay_out(
+    evidence_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifacts = evidence_repo / ".gcmschange/changes" / CHANGE / "runs/w1/runner/artifacts/ab12"
+    (artifacts / "job_events").mkdir(parents=True)
+    (artifacts / "fact_cache").mkdir()
+    (artifacts / "command").write_text('{"env": {"CI_JOB_TOKEN": "glcbt-leak"}}')
+    (artifacts / "fact_cache" / "portal-1").write_text("{}")
+    (artifacts / "stdout").write_text("PLAY RECAP\n")
+    (artifacts / "status").write_text("successful")
+    (artifacts / "job_events" / "1-x.json").write_text("{}")
+    bundle = tmp_path / "e.tar.gz"
+    assert _build(evidence_repo, bundle) == 0
+    capsys.readouterr()
+    kept = {n.split("/artifacts/ab12/")[1] for n in _members(bundle) if "/artifacts/ab12/" in n}
+    assert kept == {"stdout", "status", "job_events/1-x.json"}
+    summary = json.loads(_members(bundle)[f"{TOP}/summary.json"])
+    assert (
+        "state/runs/w1/runner/artifacts/ab12/command (runner artifact outside the allow-list)"
+        in (summary["skipped"])
+    )

@@ -162,9 +162,26 @@ def _tree(base: Path, prefix: str) -> tuple[dict[str, bytes], list[str]]:
         relative = f"{prefix}/{path.relative_to(base).as_posix()}"
         if path.is_symlink():
             skipped.append(f"{relative} (symbolic link)")
+        elif path.is_file() and not _runner_artifact_kept(path.relative_to(base).parts):
+            skipped.append(f"{relative} (runner artifact outside the allow-list)")
         elif path.is_file():
             files[relative] = path.read_bytes()
     return files, skipped
+
+
+# What an ansible-runner artifact folder may give the bundle: its outcome, what it printed
+# and its events. Not `command` (the process environment: CI tokens, passwords), not
+# `fact_cache`, not anything a later ansible-runner version adds before someone looks at it.
+RUNNER_ARTIFACTS = frozenset({"status", "rc", "stdout"})
+
+
+def _runner_artifact_kept(parts: tuple[str, ...]) -> bool:
+    if "artifacts" not in parts:
+        return True
+    inside = parts[parts.index("artifacts") + 2 :]  # below artifacts/<ident>/
+    if len(inside) == 1:
+        return inside[0] in RUNNER_ARTIFACTS
+    return len(inside) == 2 and inside[0] == "job_events" and inside[1].endswith(".json")
 
 
 def _timings(change: ChangeRequest, events: list[trail.AuditEvent]) -> dict[str, Any]:
