@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets as random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,13 +31,9 @@ from gcmschange.execution import verifier
 from gcmschange.masking import secret_values
 from gcmschange.notify import notices
 from gcmschange.paths import change_dir
+from gcmschange.plan.seal import seal
 from gcmschange.render.configs import RenderedSet, render_hosts
-from gcmschange.rules.estate import borrow_inventory, load_estate, load_inventory
-
-# What rendering the previous configuration needs from the base revision (never changes/:
-# change files may hold secret values, and nothing here needs them).
-RESTORE_PATHS = ("estate.yml", "inventories", "templates")
-
+from gcmschange.rules.estate import inventory_sources, load_estate, load_inventory
 
 APPLIED, ROLLED_BACK, ROLLBACK_FAILED = "applied", "rolled_back", "rollback_failed"
 
@@ -86,26 +81,45 @@ def run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{random.token_hex(2)}"
 
 
-def restore_set(root: Path, loaded: road.Loaded, base: str) -> tuple[RenderedSet, str]:
-    """The targets' configuration as the estate at `base` renders it, without the change."""
+def default_base(root: Path, loaded: road.Loaded) -> str:
+    """Where a restore goes back to when nobody says: the commit before the change file came
+    onto this line (its merge's first parent), so the base has none of the merge request's
+    playbook or role edits; HEAD when the change is not committed."""
+    path = loaded.change.path
+    arrived = gitrepo.arrival(root, "HEAD", path) if path else None
+    return f"{arrived}^1" if arrived and gitrepo.resolve_commit(root, f"{arrived}^1") else "HEAD"
+
+
+def restore_set(root: Path, loaded: road.Loaded, base: str | None) -> wv.Restore:
+    """What a restore goes back to: the content at `base` (default: `default_base`), sealed,
+    and the targets' configuration it renders, without the change."""
+    base = base or default_base(root, loaded)
     sha = gitrepo.resolve_commit(root, base)
     if sha is None:
         raise InvalidInputError(f"base revision {base!r}: no such commit in {root}")
-    env = loaded.change.environment
-    with tempfile.TemporaryDirectory(prefix="gcms-base-") as tmp:
-        tree = Path(tmp)
-        gitrepo.export_tree(root, sha, tree, RESTORE_PATHS)
-        borrow_inventory(root, tree, env)  # generated inventories (the lab's) are not committed
-        estate, inventory = load_estate(tree), load_inventory(tree, env)
-        names = [h.name for h in loaded.targets if h.name in inventory.hosts]
-        rendered = render_hosts(estate, inventory, [inventory.hosts[n] for n in names], {})
-    return RenderedSet(rendered.environment, rendered.files), sha
+    change = loaded.change
+    sealed = seal(root, change.id, change.environment, sha)
+    estate = load_estate(sealed.root)
+    if inventory_sources(sealed.root / "inventories" / change.environment):
+        inventory = load_inventory(sealed.root, change.environment)
+    else:  # generated inventories (the lab's) are not committed: the hosts are today's
+        inventory = loaded.inventory
+    names = [h.name for h in loaded.targets if h.name in inventory.hosts]
+    rendered = render_hosts(estate, inventory, [inventory.hosts[n] for n in names], {})
+    there = change.playbook and (sealed.root / "playbooks" / f"{change.playbook}.yml").is_file()
+    then = change.playbook if there else ""
+    return wv.Restore(
+        RenderedSet(rendered.environment, rendered.files),
+        sha,
+        sealed.root,
+        inventory.path,
+        then,
+    )
 
 
 def new_job(
     prepared: road.Prepared,
-    restore: RenderedSet,
-    base: str,
+    restore: wv.Restore,
     reporter: wv.Reporter | None,
     accelerate: bool,
     *,
@@ -121,7 +135,6 @@ def new_job(
         journal=journal.Journal(journal.path_of(loaded.root, change.id), run, secret),
         secrets=secret,
         restore=restore,
-        base=base,
         ssh_config=verifier.ssh_config_of(loaded.inventory),
         reporter=reporter or wv.Silent(),
         accelerate=accelerate,
@@ -318,7 +331,13 @@ def back(run: Run, reason: str) -> Outcome:
     playbook = strategy.playbook if strategy.strategy == "playbook" and strategy.playbook else ""
     if hosts:
         step = wv.push_and_verify(
-            job, Step(Stage.ROLLBACK), job.restore, hosts, threshold=len(hosts), playbook=playbook
+            job,
+            Step(Stage.ROLLBACK),
+            job.restore.rendered,
+            hosts,
+            threshold=len(hosts),
+            playbook=playbook,
+            restoring=not playbook,
         )
     else:
         step = wv.WaveResult(Step(Stage.ROLLBACK), (), {}, (), (), ())
@@ -443,7 +462,7 @@ def start(run: Run, kind: str, plan: Sequence[wv.Wave], **data: Any) -> None:
         Step(Stage.RUN),
         kind=kind,
         digest=job.prepared.digest,
-        base=job.base,
+        base=job.restore.base,
         waves=[list(w.hosts) for w in plan],
         canary=bool(plan and plan[0].canary),
         threshold=run.threshold,

@@ -127,12 +127,10 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     require_monitoring(judge, policy, change)
     healthy(root, change, prepared.digest, judge)
     plan = wv.plan(prepared.loaded.targets, change.rollout)
-    restore, base_sha = rollout.restore_set(root, prepared.loaded, opts.base or "HEAD")
+    restore = rollout.restore_set(root, prepared.loaded, opts.base)
     with exclusive(root, change.id):
         _refuse_if_interrupted(root, change.id)
-        job = rollout.new_job(
-            prepared, restore, base_sha, opts.reporter, opts.accelerate, judge=judge
-        )
+        job = rollout.new_job(prepared, restore, opts.reporter, opts.accelerate, judge=judge)
         threshold = change.rollout.failure_threshold
         run = rollout.Run(job, locks.Store(root, opts.remote), {}, "apply", threshold, len(plan))
         run.emergency = checked.emergency_override
@@ -182,10 +180,11 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
     prepared = road.prepare(root, ref)
     change = prepared.loaded.change
     ep = _open_episode(root, change.id)
-    revision = opts.base or str(ep.start.get("base") or "HEAD")
-    restore, base_sha = rollout.restore_set(root, prepared.loaded, revision)
+    # The base the run started from, so a resumed run goes back to where it set out.
+    revision = opts.base or str(ep.start.get("base") or "") or None
+    restore = rollout.restore_set(root, prepared.loaded, revision)
     judge = judge_for(root, prepared.loaded.content, change, load_policy(root))
-    job = rollout.new_job(prepared, restore, base_sha, opts.reporter, opts.accelerate, judge=judge)
+    job = rollout.new_job(prepared, restore, opts.reporter, opts.accelerate, judge=judge)
     threshold = int(ep.start.get("threshold", change.rollout.failure_threshold))
     plan = _plan_of(ep.start) or wv.plan(prepared.loaded.targets, change.rollout)
     run = rollout.Run(job, locks.Store(root, opts.remote), {}, kind, threshold, len(plan))

@@ -124,6 +124,20 @@ class Silent:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """What a `restore` rollback goes back to: the base commit's content, sealed as the
+    change's own was, and the targets' configuration rendered from it. Its playbooks, roles
+    and variables run, never the working tree's, so a bad parameter or role edit still in
+    the tree is not applied again."""
+
+    rendered: RenderedSet
+    base: str  # the commit (sha) it was taken from
+    content: Path  # that commit's sealed copy
+    inventory: Path  # that commit's inventory, or today's when it has none (the lab's)
+    then: str = ""  # the change's own playbook as it was there ("" when it was not there)
+
+
+@dataclass(frozen=True)
 class Job:
     """Everything one run of a change needs, fixed before any host is touched."""
 
@@ -131,8 +145,7 @@ class Job:
     run_dir: Path
     journal: Journal
     secrets: tuple[str, ...]
-    restore: RenderedSet  # the targets' previous configuration (the estate at `base`)
-    base: str  # the commit `restore` was rendered from
+    restore: Restore
     ssh_config: Path | None
     reporter: Reporter = field(default_factory=Silent)
     accelerate: bool = False
@@ -176,19 +189,33 @@ def scrub(folder: Path, secrets: Sequence[str]) -> None:
 
 
 def push(
-    job: Job, step: Step, rendered: RenderedSet, hosts: Sequence[str], *, playbook: str = ""
+    job: Job,
+    step: Step,
+    rendered: RenderedSet,
+    hosts: Sequence[str],
+    *,
+    playbook: str = "",
+    restoring: bool = False,
 ) -> RunResult:
+    """`restoring`: run the base's content (`job.restore`), not the change's."""
     job.journal.begin(step.push, hosts=list(hosts))
     folder = job.run_dir / step.folder
+    loaded = job.prepared.loaded
+    if restoring:  # the base's content, its own playbook, no variables of the change
+        content, inventory = job.restore.content, job.restore.inventory
+        then, variables = job.restore.then or None, {}
+    else:
+        content, inventory = loaded.content, loaded.inventory.path
+        then, variables = (None if playbook else loaded.change.playbook), loaded.change.variables
     result = deploy.push(
-        job.prepared.loaded.content,
-        job.prepared.loaded.inventory.path,
+        content,
+        inventory,
         rendered,
         folder,
         hosts=list(hosts),
         playbook=playbook or deploy.STANDARD_PLAYBOOK,
-        then=None if playbook else job.prepared.loaded.change.playbook,
-        variables=job.prepared.loaded.change.variables,
+        then=then,
+        variables=variables,
         secrets=job.secrets,
         accelerate=job.accelerate,
         progress=job.reporter.task,
@@ -277,9 +304,10 @@ def push_and_verify(
     threshold: int,
     also_verify: Sequence[str] = (),
     playbook: str = "",
+    restoring: bool = False,
 ) -> WaveResult:
     """Push to `hosts`, then verify them (and `also_verify`) unless the push already failed."""
-    result = push(job, step, rendered, hosts, playbook=playbook)
+    result = push(job, step, rendered, hosts, playbook=playbook, restoring=restoring)
     failed = dict(result.failures)
     pushed_bad = bad_hosts(tuple(failed), result.unreachable)
     verified: tuple[str, ...] = ()
