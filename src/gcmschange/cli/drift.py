@@ -28,6 +28,13 @@ FORMATS = ("text", "json", "junit")
     help="Report format: text, json, or junit (one test case per host, for CI).",
 )
 @click.option(
+    "--playbook",
+    default="",
+    metavar="NAME",
+    help="Also run playbooks/NAME.yml in check mode (the playbook your changes name), so drift "
+    "in what it manages is found too.",
+)
+@click.option(
     "--junit",
     "junit_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -35,7 +42,11 @@ FORMATS = ("text", "json", "junit")
     help="Also write the JUnit report to this file (for CI test reports).",
 )
 def drift_cmd(
-    environment: str, systems: str, verb_output: str | None, junit_file: Path | None
+    environment: str,
+    systems: str,
+    verb_output: str | None,
+    playbook: str,
+    junit_file: Path | None,
 ) -> int:
     """Check mode of the standard configuration plus the verification tests, on every host
     of ENVIRONMENT; report each host that differs from git, fails its tests, or is unreachable.
@@ -50,7 +61,9 @@ def drift_cmd(
     ci = env.from_environ()
     wanted = tuple(s.strip() for s in systems.split(",") if s.strip())
     with app.live_progress(f"drift {environment}", ctx.output == "text") as progress:
-        report = drift.check_drift(ctx.repo, environment, wanted, progress=progress)
+        report = drift.check_drift(
+            ctx.repo, environment, wanted, progress=progress, playbook=playbook
+        )
     drift.record_audit(ctx.repo, report, actor=ci.actor, ci=ci.audit_details())
     if junit_file is not None:
         junit_file.write_text(drift.junit_report(report), encoding="utf-8")

@@ -12,6 +12,7 @@ host that cannot be reached is not clean either, but is reported apart (exit 6, 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -132,6 +133,9 @@ def _verify(
     return dict(result.failed)
 
 
+PLAYBOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
 def _run_dir(root: Path, environment: str, now: datetime) -> Path:
     base = state_dir(root) / "drift" / f"{environment}-{now:%Y%m%dT%H%M%S%fZ}"
     base.mkdir(parents=True)
@@ -145,8 +149,16 @@ def check_drift(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Progress | None = None,
+    playbook: str = "",
 ) -> DriftReport:
-    """Check every host of `environment` (or of `systems`) against the estate in git."""
+    """Check every host of `environment` (or of `systems`) against the estate in git; with
+    `playbook`, that playbook of the repository too (check mode, no change's variables: what
+    git holds, its roles' defaults and the inventory, is the truth)."""
+    if playbook and (
+        not PLAYBOOK_NAME.fullmatch(playbook)
+        or not (root / "playbooks" / f"{playbook}.yml").is_file()
+    ):
+        raise InvalidInputError(f"--playbook {playbook}: no playbooks/{playbook}.yml in {root}")
     estate = load_estate(root)
     inventory = load_inventory(root, environment)
     hosts = select_hosts(inventory, systems)
@@ -164,6 +176,7 @@ def check_drift(
         check=True,
         diff=True,
         progress=progress,
+        then=playbook or None,
     )
     reachable = [h for h in hosts if h in run.hosts and h not in run.unreachable]
     if progress is not None:
