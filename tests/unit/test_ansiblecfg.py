@@ -55,3 +55,17 @@ def test_an_unreadable_cfg_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "ansible.cfg").write_text("forks = 3\n")  # no section header
     with pytest.raises(InvalidInputError, match=r"ansible\.cfg: cannot be read"):
         ansiblecfg.compose(tmp_path, OURS, FORCED_SSH)
+
+
+def test_what_the_run_does_not_take_as_written_is_said(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text(
+        "[defaults]\nhost_key_checking = False\nforks = 7\nroles_path = roles\n"
+        "[ssh_connection]\ncontrol_path_dir = ~/.cp\npipelining = True\n",
+        encoding="utf-8",
+    )
+    assert ansiblecfg.overrides(tmp_path) == (
+        "[defaults] host_key_checking: False -> True (gcmschange owns it)",
+        "[defaults] roles_path: pinned inside the approved copy",
+        "[ssh_connection] control_path_dir: ~/.cp -> gcmschange's (it owns it)",
+    )
+    assert ansiblecfg.overrides(tmp_path / "none") == ()

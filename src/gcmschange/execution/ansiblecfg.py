@@ -42,6 +42,7 @@ PATH_KEYS = frozenset(
         "vars_plugins",
     }
 )
+FORCED_SSH = frozenset({"control_path_dir"})  # set by the runner: one socket folder per user
 REQUIREMENTS = ".gcms-requirements"  # plan.requirements installs there, in the sealed tree
 FORCED_DEFAULTS = {
     # Collections come from the sealed tree (collections/, requirements.yml), never from
@@ -75,6 +76,32 @@ def _requirements_paths(content: Path, defaults: configparser.SectionProxy) -> N
         installed = content.resolve() / REQUIREMENTS / folder
         if installed.is_dir():
             defaults[key] = f"{defaults[key]}:{installed}"
+
+
+def overrides(content: Path) -> tuple[str, ...]:
+    """What the run's ansible.cfg does not take as the repository's ansible.cfg says, one line
+    each (`[defaults] host_key_checking: False -> True (gcmschange owns it)`), for the plan:
+    an engineer sees which of their settings did not apply, and why."""
+    own = content / "ansible.cfg"
+    if not own.is_file():
+        return ()
+    theirs = _CaseKeeping(interpolation=None)
+    try:
+        theirs.read_string(own.read_text(encoding="utf-8"), source="ansible.cfg")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"ansible.cfg: cannot be read: {exc}") from exc
+    found: list[str] = []
+    for section in theirs.sections():
+        for key, value in theirs.items(section, raw=True):
+            if section == "defaults" and key in FORCED_DEFAULTS and value != FORCED_DEFAULTS[key]:
+                found.append(
+                    f"[defaults] {key}: {value} -> {FORCED_DEFAULTS[key]} (gcmschange owns it)"
+                )
+            elif section == "ssh_connection" and key in FORCED_SSH:
+                found.append(f"[ssh_connection] {key}: {value} -> gcmschange's (it owns it)")
+            elif key in PATH_KEYS:
+                found.append(f"[{section}] {key}: pinned inside the approved copy")
+    return tuple(found)
 
 
 class _CaseKeeping(configparser.ConfigParser):

@@ -149,7 +149,7 @@ def _ansible_cfg(spec: RunSpec) -> str:
     # One reconnection retry: on a loaded controller a live connection can miss its
     # keepalives once; a host that is really down still fails within seconds.
     ssh = {"pipelining": "True", "reconnection_retries": "1"}
-    forced_ssh = {"control_path_dir": "/tmp/gcmschange-cp"}
+    forced_ssh = dict.fromkeys(ansiblecfg.FORCED_SSH, "/tmp/gcmschange-cp")
     return ansiblecfg.compose(
         spec.content, {"defaults": defaults, "ssh_connection": ssh}, forced_ssh
     )

@@ -22,6 +22,7 @@ from gcmschange.apply import waves as wv
 from gcmschange.apply.road import Prepared, prepare
 from gcmschange.audit import trail
 from gcmschange.errors import ExitCode, InvalidInputError
+from gcmschange.execution import ansiblecfg
 from gcmschange.execution.runner import Progress, RunResult, TaskChange
 from gcmschange.masking import mask_bytes, mask_text
 from gcmschange.paths import change_dir
@@ -63,6 +64,7 @@ class Plan:
     run_dir: str = ""  # the kept work dir, relative to the repository
     duration_s: float = 0.0
     analysis: tuple[str, ...] = ()  # per wave: what judges it by metrics (issue 17)
+    ansible_cfg: tuple[str, ...] = ()  # the repository's settings the run did not take as is
 
     def named(self, status: str) -> tuple[str, ...]:
         return tuple(h.host for h in self.hosts if h.status == status)
@@ -162,6 +164,7 @@ def build_plan(
         run_dir=run_dir,
         duration_s=round(result.duration_s, 2),
         analysis=analysis,
+        ansible_cfg=ansiblecfg.overrides(loaded.content),
     )
 
 
@@ -281,7 +284,7 @@ def load_plan(root: Path, change_id: str) -> Plan:
         )
         # Plans saved before a field existed are read with its default.
         fields = {k: data[k] for k in Plan.__dataclass_fields__ if k != "hosts" and k in data}
-        for key in ("systems", "blast_radius", "partners", "analysis"):
+        for key in ("systems", "blast_radius", "partners", "analysis", "ansible_cfg"):
             if key in fields:
                 fields[key] = tuple(fields[key])
         return Plan(hosts=hosts, **fields)

@@ -58,6 +58,7 @@ def text(plan: Plan) -> str:
         f"idempotence: {terminal(plan.idempotence)}",
     ]
     lines += [terminal(f"analysis, {line}") for line in plan.analysis]
+    lines += [terminal(f"ansible.cfg {line}") for line in plan.ansible_cfg]
     if not plan.complete:
         lines.append("PLAN INCOMPLETE: not every target host could be planned")
     return "\n".join(lines)
@@ -129,6 +130,9 @@ def markdown(plan: Plan) -> str:
     if plan.analysis:
         lines += ["", "**Analysis (metrics under traffic, after each wave's checks):**", ""]
         lines += [f"- {md(line)}" for line in plan.analysis]
+    if plan.ansible_cfg:
+        lines += ["", "**Your ansible.cfg, as the run takes it:**", ""]
+        lines += [f"- {md(line)}" for line in plan.ansible_cfg]
     return "\n".join(lines) + "\n"
 
 
