@@ -110,3 +110,17 @@ def test_runner_keeps_no_process_environment(tmp_path: Path) -> None:
     command.write_text(json.dumps({"command": ["a"], "cwd": "/", "env": {"TOKEN": "t0k"}}))
     runner.drop_environment(tmp_path / "artifacts")
     assert json.loads(command.read_text()) == {"command": ["a"], "cwd": "/"}
+
+
+def test_the_playbook_gets_no_credential_of_the_controller() -> None:
+    blanked = runner.blanked_credentials(
+        {
+            "GCMS_VAULT_PASSWORD": "p",
+            "CI_JOB_TOKEN": "t",
+            "GCMS_GITLAB_TOKEN": "t",
+            "ANSIBLE_VAULT_PASSWORD_FILE": "/run/pw",
+            "VAULT_TOKEN": "a playbook's own",
+            "PATH": "/bin",
+        }
+    )
+    assert blanked == {"GCMS_VAULT_PASSWORD": "", "CI_JOB_TOKEN": "", "GCMS_GITLAB_TOKEN": ""}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -153,6 +154,22 @@ def _ansible_cfg(spec: RunSpec) -> str:
     return ansiblecfg.compose(
         spec.content, {"defaults": defaults, "ssh_connection": ssh}, forced_ssh
     )
+
+
+# Credentials of gcmschange's and of the CI job's (the vault password itself, GitLab job
+# tokens, a clone URL that embeds one) that a playbook never needs: ansible-runner starts it
+# with the whole environment and records that environment in its artifacts, so they are
+# handed over blank. A playbook's own (VAULT_TOKEN for a hashi_vault lookup...) are its
+# business and stay.
+_CREDENTIAL = re.compile(
+    r"GCMS_VAULT_PASSWORD|GCMS_GITLAB_TOKEN|CI_JOB_TOKEN|CI_JOB_JWT.*|CI_REGISTRY_PASSWORD"
+    r"|CI_DEPLOY_PASSWORD|CI_REPOSITORY_URL|CI_SERVER_TLS_.*|ID_TOKEN_.*"
+)
+
+
+def blanked_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """The controller's credentials in `environ`, set to "" for the playbook's process."""
+    return {name: "" for name in environ if _CREDENTIAL.fullmatch(name)}
 
 
 def _path_with_ansible() -> str:
@@ -425,6 +442,7 @@ def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -
             limit=",".join(spec.limit) if spec.limit else None,
             cmdline=" ".join(cmdline),
             envvars={
+                **blanked_credentials(os.environ),
                 "ANSIBLE_CONFIG": str(cfg),
                 "PATH": _path_with_ansible(),
                 # ansible-runner turns host key checking off unless told otherwise; the lab and
