@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from gcmschange import lab, proc
-from tests.conftest import copy_estate
+from tests.conftest import KEYS, copy_estate
 
 SBIN_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
 LAB_SYSTEMS = ("portal", "case_api", "partner_gateway")
@@ -50,6 +51,21 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     for role in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{role}_NAME", "Lab Tester")
         monkeypatch.setenv(f"GIT_{role}_EMAIL", "lab@gcms.example")
+
+
+def give_origin_and_keys(root: Path, base: Path) -> None:
+    """A bare `origin` beside the estate repository `root` (apply's lock refs live there), and
+    the lab approvers' keys in `base/keys` with the mode ssh-keygen wants (git keeps none)."""
+    subprocess.run(["git", "init", "-q", "--bare", str(base / "origin.git")], check=True)
+    subprocess.run(
+        ["git", "-C", str(root), "remote", "add", "origin", str(base / "origin.git")],
+        check=True,
+        capture_output=True,
+    )
+    keys = base / "keys"
+    shutil.copytree(KEYS, keys)
+    for key in keys.iterdir():
+        key.chmod(0o600)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -24,9 +23,9 @@ from gcmschange.apply import journal, locks, push, road, verbs
 from gcmschange.apply.journal import Stage, Step
 from gcmschange.errors import GateRefusedError
 from gcmschange.lab import loadgen, monitoring
-from tests.conftest import KEYS, copy_estate
-from tests.lab.conftest import _isolated_env, require_lab, ssh
-from tests.lab.test_apply import Recorder, approved, file_state, git, new_change
+from tests.conftest import copy_estate
+from tests.lab.conftest import _isolated_env, give_origin_and_keys, require_lab, ssh
+from tests.lab.test_apply import Recorder, approved, file_state, new_change
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 RPS = 30.0  # in all, over 4 hosts: 7.5 requests per second per host
@@ -44,12 +43,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         _isolated_env(monkeypatch, base / "home")
         root = copy_estate(base / "estate")
-        subprocess.run(["git", "init", "-q", "--bare", str(base / "origin.git")], check=True)
-        git(root, "remote", "add", "origin", str(base / "origin.git"))
-        keys = base / "keys"
-        shutil.copytree(KEYS, keys)
-        for key in keys.iterdir():
-            key.chmod(0o600)
+        give_origin_and_keys(root, base)
         try:
             lab.up(root, ("portal", "case_api"), hosts_per_system=2)
             running = monitoring.start(root)

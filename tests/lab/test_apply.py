@@ -30,8 +30,8 @@ from gcmschange.apply import journal, locks, push, road, verbs
 from gcmschange.approvals import sign
 from gcmschange.audit import trail
 from gcmschange.lab.layout import Layout
-from tests.conftest import KEYS, copy_estate, vault_yaml, vaulted
-from tests.lab.conftest import _isolated_env, require_lab, ssh
+from tests.conftest import copy_estate, vault_yaml, vaulted
+from tests.lab.conftest import _isolated_env, give_origin_and_keys, require_lab, ssh
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 OWNERS = {"portal": "owner-portal", "case_api": "owner-case-api"}
@@ -49,12 +49,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         _isolated_env(monkeypatch, base / "home")
         root = copy_estate(base / "estate")
-        subprocess.run(["git", "init", "-q", "--bare", str(base / "origin.git")], check=True)
-        git(root, "remote", "add", "origin", str(base / "origin.git"))
-        keys = base / "keys"
-        shutil.copytree(KEYS, keys)
-        for key in keys.iterdir():
-            key.chmod(0o600)
+        give_origin_and_keys(root, base)
         try:
             lab.up(root, ("portal", "case_api"), hosts_per_system=2)
             yield root

@@ -11,7 +11,6 @@ a value that passes the spec but not `nginx -t`, reading the hosts' real state e
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -26,8 +25,8 @@ from gcmschange.apply import road, verbs
 from gcmschange.approvals import sign
 from gcmschange.cli import main
 from gcmschange.plan import requirements
-from tests.conftest import KEYS, copy_estate
-from tests.lab.conftest import _isolated_env, require_lab, ssh
+from tests.conftest import copy_estate
+from tests.lab.conftest import _isolated_env, give_origin_and_keys, require_lab, ssh
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 NOW = "2027-01-15T00:00:00-05:00"
@@ -257,12 +256,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         )
         git(root, "add", "-A")
         git(root, "commit", "-qm", "The partner information site (nginx_site role)")
-        subprocess.run(["git", "init", "-q", "--bare", str(base / "origin.git")], check=True)
-        git(root, "remote", "add", "origin", str(base / "origin.git"))
-        keys = base / "keys"
-        shutil.copytree(KEYS, keys)
-        for key in keys.iterdir():
-            key.chmod(0o600)
+        give_origin_and_keys(root, base)
         try:
             lab.up(root, ("portal", "case_api"), hosts_per_system=2)
             yield root
