@@ -43,7 +43,7 @@ from gcmschange.execution import runner, verifier
 from gcmschange.masking import secret_values
 from gcmschange.model import ChangeRequest
 from gcmschange.paths import change_dir
-from gcmschange.rules.policy import load_policy
+from gcmschange.rules.policy import Policy, load_policy
 from gcmschange.validate import run as validation
 from gcmschange.validate.load import load_change
 
@@ -120,9 +120,13 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     opts = options or Options()
     prepared = validated(root, ref, opts.now)
     change = prepared.loaded.change
-    gate.require_gate(root, change, prepared.digest, now=opts.now, trust_ref=opts.trust_ref)
-    checked = windows.require(root, change, prepared.digest, opts.now)
-    policy = load_policy(root)
+    passed = gate.require_gate(
+        root, change, prepared.digest, now=opts.now, trust_ref=opts.trust_ref
+    )
+    # The policy in force, as the gate read it: a freeze or an analysis setting is a rule,
+    # and an uncommitted edit of policy.yml must not lift it.
+    policy = passed.policy or load_policy(root)
+    checked = windows.require(root, change, prepared.digest, opts.now, policy)
     judge = judge_for(root, prepared.loaded.content, change, policy)
     require_monitoring(judge, policy, change)
     healthy(root, change, prepared.digest, judge)
@@ -175,6 +179,16 @@ def _plan_of(begun: dict[str, Any]) -> tuple[wv.Wave, ...]:
     return tuple(wv.Wave(i + 1, hs, canary=canary and i == 0) for i, hs in enumerate(hosts))
 
 
+def _policy_in_force(root: Path, change: ChangeRequest, opts: Options) -> Policy:
+    """The policy the gate would judge with; the working tree's only when no trust ref can be
+    found, because going back (a rollback, a resumed rollback) must never be blocked by it."""
+    try:
+        moment = gate.now_utc(opts.now)
+        return gate.rules_in_force(root, change.path or None, moment, opts.trust_ref).rules.policy
+    except GcmsError:
+        return load_policy(root)
+
+
 def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run, journal.Episode]:
     """A run that carries on the journal's last episode, with the lock it held."""
     prepared = road.prepare(root, ref)
@@ -183,7 +197,7 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
     # The base the run started from, so a resumed run goes back to where it set out.
     revision = opts.base or str(ep.start.get("base") or "") or None
     restore = rollout.restore_set(root, prepared.loaded, revision)
-    judge = judge_for(root, prepared.loaded.content, change, load_policy(root))
+    judge = judge_for(root, prepared.loaded.content, change, _policy_in_force(root, change, opts))
     job = rollout.new_job(prepared, restore, opts.reporter, opts.accelerate, judge=judge)
     threshold = int(ep.start.get("threshold", change.rollout.failure_threshold))
     plan = _plan_of(ep.start) or wv.plan(prepared.loaded.targets, change.rollout)

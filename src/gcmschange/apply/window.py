@@ -58,10 +58,15 @@ def check(policy: Policy, change: ChangeRequest, now: datetime | None = None) ->
 
 
 def require(
-    root: Path, change: ChangeRequest, digest: str, now: datetime | None = None
+    root: Path,
+    change: ChangeRequest,
+    digest: str,
+    now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> WindowCheck:
-    """`check`, recorded; raise `GateRefusedError` unless the change may run now."""
-    result = check(load_policy(root), change, now)
+    """`check`, recorded; raise `GateRefusedError` unless the change may run now. `policy`:
+    the one in force (the gate's); the working tree's only where no gate was asked."""
+    result = check(policy or load_policy(root), change, now)
     reasons = result.reasons(change)
     details = {"now": result.now.isoformat(), "reasons": list(reasons)}
     if not result.passed:

@@ -29,7 +29,7 @@ from gcmschange.model import ChangeRequest
 from gcmschange.rules import trusted
 from gcmschange.rules.approvers import Approvers
 from gcmschange.rules.estate import load_estate
-from gcmschange.rules.policy import required_roles
+from gcmschange.rules.policy import Policy, required_roles
 
 
 class ApprovalSource(Protocol):
@@ -60,6 +60,7 @@ class GateResult:
     reasons: tuple[str, ...]  # why it refused, one precise line each
     review_due_days: int | None  # emergency: a post-implementation review will be owed
     review: ReviewStatus | None  # a review already owed for this change
+    policy: Policy | None = None  # the policy in force: windows, freezes and analysis use it
 
 
 def now_utc(now: datetime | None) -> datetime:
@@ -203,6 +204,7 @@ def check_gate(
         reasons=reasons,
         review_due_days=policy.emergency.review_due_days if change.type == "emergency" else None,
         review=review_status(owed, verdicts, moment) if owed else None,
+        policy=policy,
     )
 
 
