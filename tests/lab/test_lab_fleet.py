@@ -56,8 +56,8 @@ def test_inventory_is_the_lab_environment(lab_repo: Path) -> None:
     for host in state.hosts:
         assert inventory.hosts[host.name].vars["ansible_host"] == host.address
         assert inventory.hosts[host.name].system == host.system
-    # Connection settings are for Ansible (all.vars), not part of the hosts' merged variables.
-    variables = yaml.safe_load(inventory.path.read_text())["all"]["vars"]
+    # Connection settings for Ansible, in the file `lab up` writes (all.vars).
+    variables = yaml.safe_load((inventory.path / "hosts.yml").read_text())["all"]["vars"]
     assert variables["ansible_ssh_common_args"] == f"-F {lab.ssh_config_path(lab_repo)}"
     assert variables["ansible_user"] == "root"
 
