@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -128,8 +129,10 @@ def query_range(
     data = _get(endpoint, "/api/v1/query_range", params)
     where = f"prometheus {endpoint.url}"
     result = data.get("result") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(
-        result, list
+    if (
+        not isinstance(data, dict)
+        or data.get("resultType") != "matrix"
+        or not isinstance(result, list)
     ):
         raise PrometheusError(f"{where}: expected a range vector")
     return tuple(
