@@ -44,15 +44,34 @@ def _moment(value: str | None) -> datetime | None:
     default=None,
     help="Also read every audit log anchored on this git remote (other pipelines' changes).",
 )
+@click.option(
+    "--health-from",
+    "health_from",
+    default=None,
+    metavar="ENV",
+    help="Also read each system's health and past outages from the Prometheus policy.yml "
+    "names for ENV (analysis.prometheus); if it cannot be asked, health is shown as unknown.",
+)
 @app.output_option
 def site(
-    out: Path, now: str | None, base_url: str, remote: str | None, verb_output: str | None
+    *,
+    out: Path,
+    now: str | None,
+    base_url: str,
+    remote: str | None,
+    health_from: str | None,
+    verb_output: str | None,
 ) -> None:
     """Write index.html (EN), fr/index.html (FR), history, partner pages, feeds, calendars."""
+    from gcmschange.statussite import monitored
     from gcmschange.statussite.build import build_site
 
     ctx = app.get_context(verb_output)
-    result = build_site(ctx.repo, out, _moment(now), base_url, remote)
+    source = monitored.source_for(ctx.repo, health_from) if health_from else None
+    result = build_site(ctx.repo, out, _moment(now), base_url, remote=remote, monitoring=source)
+    if result.data.monitoring.problem:
+        why = terminal(result.data.monitoring.problem)
+        click.echo(f"warning: monitoring: {why}", err=True)
     # Warnings quote records (audit logs, change files): one plain line each on the terminal.
     for problem in result.data.left_out:
         click.echo(f"warning: left out of the history: {terminal(problem)}", err=True)
@@ -69,6 +88,12 @@ def site(
         "history": [e.ref for e in result.data.history],
         "left_out": list(result.data.left_out),
         "skipped": list(result.data.skipped),
+        "monitoring": {
+            "asked": result.data.monitoring.asked,
+            "health_known": result.data.monitoring.known,
+            "outages_included": result.data.monitoring.history,
+            "problem": result.data.monitoring.problem,
+        },
     }
     summary = terminal(", ".join(f"{sid} {state}" for sid, state in states.items()))
     text = (

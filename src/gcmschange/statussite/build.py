@@ -25,7 +25,7 @@ from markupsafe import Markup
 from gcmschange import textsafe
 from gcmschange.errors import InvalidInputError
 from gcmschange.statussite import data as sitedata
-from gcmschange.statussite import feeds, svgchart, text
+from gcmschange.statussite import feeds, monitored, svgchart, text
 from gcmschange.statussite.data import Measure, SiteData
 
 STYLE = resources.files("gcmschange.statussite").joinpath("templates/style.css")
@@ -94,6 +94,7 @@ def _context(data: SiteData, lang: str, page: str) -> dict[str, Any]:
         "t": lambda key: text.text(lang, key),
         "when": lambda moment, zone: text.when(lang, moment, zone),
         "duration": lambda seconds: text.duration(seconds, lang),
+        "change": lambda value: text.change(value, lang),
         "system_name": system_name,
         "partner_name": partner_name,
         "org": estate.name_en if lang == "en" else estate.name_fr,
@@ -162,12 +163,15 @@ def build_site(
     out: Path,
     now: datetime | None = None,
     base_url: str = "",
+    *,
     remote: str | None = None,
+    monitoring: monitored.Source | None = None,
 ) -> SiteResult:
-    """Gather the facts as of `now` and write the whole site under `out`."""
+    """Gather the facts as of `now` and write the whole site under `out`; with `monitoring`,
+    health and monitored outages from that Prometheus too (unknown if it cannot be asked)."""
     if now is not None and now.tzinfo is None:
         raise InvalidInputError("site: --now needs a time zone (for example 2026-12-01T12:00Z)")
-    data = sitedata.gather(root, now, remote)
+    data = sitedata.gather(root, now, remote, monitoring)
     files = render_site(data, base_url)
     try:
         _write(out, files)

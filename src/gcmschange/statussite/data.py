@@ -2,13 +2,14 @@
 
 Everything is derived from the change requests, the estate graph, the audit log (apply runs,
 verification and drift results), the incident records and the approvals, at one moment
-`now`, so the same inputs and the same `now` always give the same site.
+`now`, so the same inputs and the same `now` always give the same site. Monitoring, when the
+site is asked to read it (`monitored`), is one more input, read as of that same `now`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,7 @@ from gcmschange.model import ChangeRequest
 from gcmschange.notify.change_calendar import window_problem
 from gcmschange.notify.incidents import Incident
 from gcmschange.rules.estate import Estate, load_estate
-from gcmschange.statussite import records
+from gcmschange.statussite import monitored, records
 from gcmschange.validate.load import from_document, load_change
 
 State = Literal["operational", "degraded", "outage", "under_change"]
@@ -34,9 +35,9 @@ RESOLVED = "resolved"
 
 @dataclass(frozen=True)
 class Event:
-    """A change run or an incident, as the public may know it."""
+    """A change run, an incident or an outage monitoring saw, as the public may know it."""
 
-    kind: Literal["change", "incident"]
+    kind: Literal["change", "incident", "monitored"]
     ref: str
     title_en: str
     title_fr: str
@@ -54,7 +55,7 @@ class Event:
     @property
     def interruption(self) -> bool:
         """Counted in the measures: a declared impact, an incident, or a change undone."""
-        return self.kind == "incident" or self.level != "none" or self.outcome != "completed"
+        return self.kind != "change" or self.level != "none" or self.outcome != "completed"
 
     @property
     def anchor(self) -> str:
@@ -72,6 +73,9 @@ class SystemStatus:
     name_fr: str
     state: State
     because: tuple[str, ...]  # refs of the changes and incidents that set the state
+    # What monitoring says now: "" (not asked), "unknown", or operational/degraded/outage.
+    monitored: str = ""
+    alerts: tuple[str, ...] = ()  # alert names firing on it
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,43 @@ class Measure:
     key: str  # a month (YYYY-MM, UTC) or a system id
     interruptions: int
     downtime_seconds: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Interruptions and downtime in a period and in the same period a year earlier: the
+    measure the agency reports (its improvement plan: -33 % interruptions, -34 % downtime)."""
+
+    key: str  # "12m" (the twelve months to now) or a month, YYYY-MM (UTC)
+    start: datetime
+    end: datetime
+    interruptions: int
+    downtime_seconds: int
+    before_interruptions: int
+    before_downtime_seconds: int
+
+    @property
+    def interruptions_change(self) -> int | None:
+        return percent(self.interruptions, self.before_interruptions)
+
+    @property
+    def downtime_change(self) -> int | None:
+        return percent(self.downtime_seconds, self.before_downtime_seconds)
+
+
+def percent(now: int, before: int) -> int | None:
+    """The change in whole percent; None when there is nothing a year earlier to compare."""
+    return None if before == 0 else round((now - before) * 100 / before)
+
+
+@dataclass(frozen=True)
+class MonitoringNote:
+    """What the site could learn from monitoring, for the pages to say so."""
+
+    asked: bool = False
+    known: bool = False  # health read now; False with `asked`: health unknown
+    history: bool = False  # monitored outages are in the history
+    problem: str = ""  # why not (internal: the command's warnings, never a page)
 
 
 @dataclass(frozen=True)
@@ -93,6 +134,8 @@ class SiteData:
     by_system: tuple[Measure, ...]
     left_out: tuple[str, ...] = ()  # anchored audit logs that failed their checks
     skipped: tuple[str, ...] = ()  # changes and incidents whose times cannot be shown
+    year_on_year: tuple[Comparison, ...] = ()
+    monitoring: MonitoringNote = MonitoringNote()
 
     def for_partner(self, partner: str) -> SiteData:
         """Only what affects `partner`: its systems, and events whose blast radius reaches it."""
@@ -113,6 +156,8 @@ class SiteData:
             by_system=measures(history, lambda e: tuple(s for s in e.systems if s in consumes)),
             left_out=self.left_out,
             skipped=self.skipped,
+            year_on_year=year_on_year(history, self.now),
+            monitoring=self.monitoring,
         )
 
 
@@ -214,6 +259,51 @@ def month_of(event: Event) -> tuple[str, ...]:
     return (f"{event.start.astimezone(UTC):%Y-%m}",)
 
 
+def year_before(moment: datetime) -> datetime:
+    """The same moment a year earlier (29 February falls back to the 28th)."""
+    try:
+        return moment.replace(year=moment.year - 1)
+    except ValueError:
+        return moment.replace(year=moment.year - 1, day=28)
+
+
+def _month_start(moment: datetime, back: int = 0) -> datetime:
+    index = moment.year * 12 + moment.month - 1 - back
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def _compare(key: str, start: datetime, end: datetime, events: list[Event]) -> Comparison:
+    def within(a: datetime, b: datetime) -> list[Event]:
+        return [e for e in events if a <= e.start < b]
+
+    now, before = within(start, end), within(year_before(start), year_before(end))
+    return Comparison(
+        key,
+        start,
+        end,
+        len(now),
+        sum(e.seconds() for e in now),
+        len(before),
+        sum(e.seconds() for e in before),
+    )
+
+
+def year_on_year(history: Iterable[Event], now: datetime) -> tuple[Comparison, ...]:
+    """The twelve months to `now` against the twelve before them, then each of those months
+    (the current one so far) against the same month a year earlier, where either had any.
+    An event counts in the period it started in, as in the monthly measures."""
+    events = [e for e in history if e.interruption and e.end is not None]
+    moment = now.astimezone(UTC)
+    found = [_compare("12m", year_before(moment), moment, events)]
+    for back in range(11, -1, -1):
+        start = _month_start(moment, back)
+        end = min(_month_start(moment, back - 1), moment)
+        month = _compare(f"{start:%Y-%m}", start, end, events)
+        if month.interruptions or month.before_interruptions:
+            found.append(month)
+    return tuple(found)
+
+
 _RANK: dict[State, int] = {"operational": 0, "degraded": 1, "under_change": 2, "outage": 3}
 
 
@@ -246,6 +336,83 @@ def system_states(
             state = max(state, "degraded", key=_RANK.__getitem__)
         states.append(SystemStatus(sid, system.name_en, system.name_fr, state, tuple(because)))
     return tuple(states)
+
+
+def with_health(
+    systems: Iterable[SystemStatus], reading: monitored.Reading | None
+) -> tuple[SystemStatus, ...]:
+    """Each system's state, made worse where monitoring sees worse (never better: a change
+    in progress stays under change), and what monitoring says beside it."""
+    if reading is None:
+        return tuple(systems)
+    shown = []
+    for status in systems:
+        health = reading.health.get(status.id)
+        if not reading.known or health is None:
+            label = "unknown" if not reading.known else ""
+            shown.append(replace(status, monitored=label))
+            continue
+        seen: State = "outage" if health.state == "outage" else "operational"
+        if health.state == "degraded":
+            seen = "degraded"
+        worse = _RANK[seen] > _RANK[status.state]
+        shown.append(
+            replace(
+                status,
+                state=seen if worse else status.state,
+                because=(*status.because, "monitoring") if worse else status.because,
+                monitored=health.state,
+                alerts=health.alerts,
+            )
+        )
+    return tuple(shown)
+
+
+def monitored_events(
+    estate: Estate, outages: Iterable[monitored.Outage], events: Iterable[Event], now: datetime
+) -> list[Event]:
+    """Monitored outages as history events, except where a change or an incident on the same
+    systems already counts that time: one interruption is counted once."""
+    known = [e for e in events if e.interruption]
+
+    def counted(outage: monitored.Outage) -> bool:
+        return any(
+            outage.system in e.affected and e.start < outage.end and (e.end or now) > outage.start
+            for e in known
+        )
+
+    found = []
+    for outage in outages:
+        system = estate.systems.get(outage.system)
+        if system is None or counted(outage):
+            continue
+        radius = estate.blast_radius((outage.system,))
+        what = MONITORED_WHAT[outage.level]
+        found.append(
+            Event(
+                kind="monitored",
+                ref=f"MON-{outage.system}-{outage.start:%Y%m%dT%H%M%SZ}",
+                title_en=f"{system.name_en}: seen by monitoring",
+                title_fr=f"{system.name_fr} : constaté par la supervision",
+                systems=(outage.system,),
+                affected=radius.systems,
+                partners=radius.partners,
+                level=outage.level,
+                description_en=what[0],
+                description_fr=what[1],
+                start=outage.start,
+                end=outage.end,
+                timezone="UTC",
+                outcome=RESOLVED,
+            )
+        )
+    return found
+
+
+MONITORED_WHAT = {
+    "outage": ("No server of the system answered.", "Aucun serveur du système ne répondait."),
+    "degraded": ("Monitoring alerts fired.", "Des alertes de supervision se sont déclenchées."),
+}
 
 
 def _planned(
@@ -287,9 +454,25 @@ def _showable_incidents(root: Path, now: datetime) -> tuple[list[Incident], list
     return shown, skipped
 
 
-def gather(root: Path, now: datetime | None = None, remote: str | None = None) -> SiteData:
+def _monitoring(
+    source: monitored.Source | None, estate: Estate, moment: datetime
+) -> tuple[monitored.Reading | None, MonitoringNote]:
+    if source is None:
+        return None, MonitoringNote()
+    reading = monitored.read(source, tuple(estate.systems), moment)
+    history = reading.known and reading.complete
+    return reading, MonitoringNote(True, reading.known, history, reading.problem)
+
+
+def gather(
+    root: Path,
+    now: datetime | None = None,
+    remote: str | None = None,
+    monitoring: monitored.Source | None = None,
+) -> SiteData:
     """The site's facts as of `now` (default: the current time); later records are ignored.
-    With `remote`, the history includes every audit log anchored there. A record whose times
+    With `remote`, the history includes every audit log anchored there; with `monitoring`,
+    each system's health and the outages monitoring saw, as of `now`. A record whose times
     cannot be shown (a window in the year 9999, a time without a zone) is left out and named
     in `skipped` or `left_out`: the site is published for everything else."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
@@ -301,12 +484,16 @@ def gather(root: Path, now: datetime | None = None, remote: str | None = None) -
     events = [change_event(root, estate, changes[r.change], r) for r in runs]
     incidents, skipped_incidents = _showable_incidents(root, moment)
     events += [incident_event(estate, i, moment) for i in incidents]
+    reading, note = _monitoring(monitoring, estate, moment)
+    if reading is not None:
+        events += monitored_events(estate, reading.outages, events, moment)
     current = tuple(e for e in events if e.end is None)
     history = tuple(sorted((e for e in events if e.end is not None), key=_newest_first))
+    states = system_states(estate, current, _checks(log, changes))
     return SiteData(
         now=moment,
         estate=estate,
-        systems=system_states(estate, current, _checks(log, changes)),
+        systems=with_health(states, reading),
         planned=_planned(root, estate, changes.values(), {r.change for r in runs}, moment),
         current=current,
         history=history,
@@ -314,6 +501,8 @@ def gather(root: Path, now: datetime | None = None, remote: str | None = None) -
         by_system=measures(history, lambda e: e.systems),
         left_out=left_out,
         skipped=(*skipped, *skipped_incidents),
+        year_on_year=year_on_year(history, moment),
+        monitoring=note,
     )
 
 

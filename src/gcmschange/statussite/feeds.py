@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from gcmschange import textsafe
 from gcmschange.notify import change_calendar
-from gcmschange.statussite.data import Event, Measure, SiteData
+from gcmschange.statussite.data import Comparison, Event, Measure, SiteData
 from gcmschange.statussite.text import text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -52,6 +52,8 @@ def _atom_time(moment: datetime) -> str:
 
 
 def _entry_phase(event: Event) -> str:
+    if event.kind == "monitored":
+        return "monitored"
     return {"in_progress": "started", "open": "incident", "resolved": "incident_resolved"}.get(
         event.outcome, event.outcome
     )
@@ -131,6 +133,21 @@ def _event_json(event: Event) -> dict[str, Any]:
     }
 
 
+def _comparison_json(c: Comparison) -> dict[str, Any]:
+    return {
+        "key": c.key,
+        "start": c.start.isoformat(),
+        "end": c.end.isoformat(),
+        "interruptions": c.interruptions,
+        "downtime_seconds": c.downtime_seconds,
+        "year_earlier": {
+            "interruptions": c.before_interruptions,
+            "downtime_seconds": c.before_downtime_seconds,
+        },
+        "change_percent": {"interruptions": c.interruptions_change, "downtime": c.downtime_change},
+    }
+
+
 def _measures_json(measures: tuple[Measure, ...]) -> list[dict[str, Any]]:
     return [
         {"key": m.key, "interruptions": m.interruptions, "downtime_seconds": m.downtime_seconds}
@@ -149,6 +166,9 @@ def status_json(data: SiteData) -> bytes:
                 "name": {"en": s.name_en, "fr": s.name_fr},
                 "state": s.state,
                 "because": list(s.because),
+                "monitoring": {"health": s.monitored, "alerts": list(s.alerts)}
+                if data.monitoring.asked
+                else None,
             }
             for s in data.systems
         ],
@@ -158,6 +178,12 @@ def status_json(data: SiteData) -> bytes:
         "measures": {
             "by_month": _measures_json(data.by_month),
             "by_system": _measures_json(data.by_system),
+            "year_on_year": [_comparison_json(c) for c in data.year_on_year],
+        },
+        "monitoring": {
+            "asked": data.monitoring.asked,
+            "health_known": data.monitoring.known,
+            "outages_included": data.monitoring.history,
         },
     }
     text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -42,11 +42,59 @@ _WORDS: dict[str, tuple[str, str]] = {
     "measures.what.system": ("system", "système"),
     "measures.none": ("No interruption recorded.", "Aucune interruption enregistrée."),
     "measures.rule": (
-        "An interruption is an incident, a change with a declared impact, or a change that was "
-        "rolled back or failed; downtime runs from its start to its end.",
+        "An interruption is an incident, a change with a declared impact, a change that was "
+        "rolled back or failed, or an outage monitoring saw that no record explains; downtime "
+        "runs from its start to its end.",
         "Une interruption est un incident, un changement dont l'impact déclaré n'est pas nul, "
-        "ou un changement annulé ou en échec; sa durée va de son début à sa fin.",
+        "un changement annulé ou en échec, ou une interruption constatée par la supervision "
+        "qu'aucun dossier n'explique; sa durée va de son début à sa fin.",
     ),
+    "yoy.title": (
+        "Against the same period a year earlier",
+        "Par rapport à la même période un an plus tôt",
+    ),
+    "yoy.rule": (
+        "Interruptions and downtime in each period, and in the same period a year earlier: "
+        "the measure the agency reports.",
+        "Interruptions et durée d'interruption de chaque période, et de la même période un an "
+        "plus tôt : la mesure dont l'organisme rend compte.",
+    ),
+    "yoy.12m": ("Last 12 months", "12 derniers mois"),
+    "yoy.period": ("Period", "Période"),
+    "yoy.before": ("A year earlier", "Un an plus tôt"),
+    "yoy.change": ("Change", "Évolution"),
+    "yoy.na": ("n/a", "s.o."),
+    "yoy.sources": (
+        "Counted from incidents, changes rolled back or failed, and outages monitoring saw.",
+        "Compté à partir des incidents, des changements annulés ou en échec, et des "
+        "interruptions constatées par la supervision.",
+    ),
+    "yoy.sources_records": (
+        "Counted from incidents and changes rolled back or failed; outages seen by monitoring "
+        "are not included, as monitoring could not be read.",
+        "Compté à partir des incidents et des changements annulés ou en échec; les "
+        "interruptions constatées par la supervision ne sont pas incluses, la supervision "
+        "n'ayant pas pu être lue.",
+    ),
+    "col.monitoring": ("Monitoring", "Supervision"),
+    "health.operational": ("Healthy", "Normal"),
+    "health.degraded": ("Alerts or a server down", "Alertes ou un serveur arrêté"),
+    "health.outage": ("No server answering", "Aucun serveur ne répond"),
+    "health.unknown": ("Health unknown", "État inconnu"),
+    "health.none": ("Not monitored", "Non supervisé"),
+    "health.from": (
+        "Each system's health is also read from monitoring, as of the time this page was made.",
+        "L'état de chaque système est aussi lu dans la supervision, au moment où cette page a "
+        "été produite.",
+    ),
+    "health.unknown_note": (
+        "Health unknown: monitoring could not be reached. The states below come from change "
+        "and incident records only.",
+        "État inconnu : la supervision n'a pas pu être jointe. Les états ci-dessous viennent "
+        "uniquement des dossiers de changements et d'incidents.",
+    ),
+    "kind.monitored": ("Monitoring", "Supervision"),
+    "phase.monitored": ("Outage seen by monitoring", "Interruption constatée par la supervision"),
     "col.system": ("System", "Système"),
     "col.state": ("State", "État"),
     "col.ref": ("Reference", "Référence"),
@@ -113,6 +161,15 @@ def text(lang: str, key: str) -> str:
 def when(lang: str, moment: datetime, zone: str) -> str:
     """Local time in the event's zone, then UTC, as the notices write it."""
     return when_en(moment, zone) if lang == "en" else when_fr(moment, zone)
+
+
+def change(value: int | None, lang: str) -> str:
+    """A year-on-year change: `-33 %` written with a true minus sign (U+2212), `+5 %`,
+    `0 %`; `n/a` for None."""
+    if value is None:
+        return text(lang, "yoy.na")
+    sign = "\u2212" if value < 0 else "+" if value > 0 else ""
+    return f"{sign}{abs(value)} %"
 
 
 def duration(seconds: int, lang: str) -> str:
