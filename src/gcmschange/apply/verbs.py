@@ -42,6 +42,7 @@ from gcmschange.errors import (
 from gcmschange.execution import runner, verifier
 from gcmschange.masking import secret_values
 from gcmschange.model import ChangeRequest
+from gcmschange.notify.incidents import open_on
 from gcmschange.paths import change_dir
 from gcmschange.rules.policy import Policy, load_policy
 from gcmschange.validate import run as validation
@@ -129,7 +130,7 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     checked = windows.require(root, change, prepared.digest, opts.now, policy)
     judge = judge_for(root, prepared.loaded.content, change, policy)
     require_monitoring(judge, policy, change)
-    healthy(root, change, prepared.digest, judge)
+    healthy(root, change, prepared.digest, judge, opts.now)
     plan = wv.plan(prepared.loaded.targets, change.rollout)
     restore = rollout.restore_set(root, prepared.loaded, opts.base)
     with exclusive(root, change.id):
@@ -143,27 +144,43 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
         return rollout.guarded(run, lambda r: rollout.forward(r, plan))
 
 
-def healthy(root: Path, change: ChangeRequest, digest: str, judge: Judge) -> None:
-    """The pre-change health gate: no start while an alert fires on the change's systems.
+def healthy(
+    root: Path, change: ChangeRequest, digest: str, judge: Judge, now: datetime | None = None
+) -> None:
+    """The pre-change health gate: no start while an alert fires or an incident is open on
+    the change's systems.
 
     An emergency change may go on (it is often the cure), recorded. A Prometheus that cannot
     be asked is inconclusive, and the policy decides, as for a wave's analysis."""
     found = judge_health(judge, change.systems)
-    if found is None or found.verdict is Verdict.SUCCESSFUL:
+    alerts = found.alerts if found is not None and found.verdict is Verdict.FAILED else ()
+    unknown = found is not None and found.verdict is Verdict.INCONCLUSIVE
+    moment = gate.now_utc(now)
+    incidents = open_on(root, change.systems, moment)
+    if not alerts and not incidents and not unknown:
         return
-    firing = found.verdict is Verdict.FAILED
-    why = (
-        f"alerts firing on its systems: {', '.join(found.alerts)}"
-        if firing
-        else f"system health unknown ({found.message})"
-    )
-    details = {"alerts": list(found.alerts), "verdict": found.verdict.value, "reason": why}
+    reasons = []
+    if alerts:
+        reasons.append(f"alerts firing on its systems: {', '.join(alerts)}")
+    if incidents:
+        listed = ", ".join(f"{i.id} ({', '.join(i.systems)})" for i in incidents)
+        reasons.append(f"incident open on its systems: {listed}")
+    if unknown and found is not None:
+        reasons.append(f"system health unknown ({found.message})")
+    why = "; ".join(reasons)
+    firing = bool(alerts or incidents)
+    details = {
+        "alerts": list(alerts),
+        "incidents": [i.id for i in incidents],
+        "verdict": found.verdict.value if found is not None else "not measured",
+        "reason": why,
+    }
     if change.type == "emergency" and firing:
         trail.record(
             root, "health.emergency_override", change=change.id, digest=digest, details=details
         )
         return
-    if not judge.blocks(found.verdict):
+    if not firing and not judge.blocks(Verdict.INCONCLUSIVE):
         trail.record(root, "health.proceeded", change=change.id, digest=digest, details=details)
         return
     trail.record(

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -102,3 +103,14 @@ def read_incidents(root: Path) -> list[Incident]:
             raise InvalidInputError(f"{path}:{number}: not an incident record ({exc})") from exc
         latest[incident.id] = incident
     return list(latest.values())
+
+
+def open_on(root: Path, systems: Iterable[str], now: datetime) -> list[Incident]:
+    """The incidents begun by `now`, not yet resolved, that name any of `systems`: what the
+    pre-change health gate refuses to start into (issue 17)."""
+    wanted = set(systems)
+    return [
+        i
+        for i in read_incidents(root)
+        if i.start <= now and not i.resolved(now) and wanted.intersection(i.systems)
+    ]
