@@ -80,3 +80,34 @@ def spawn(
             env=dict(env) if env is not None else None,
             start_new_session=new_session,
         )
+
+
+def pipe(
+    args: Sequence[str], *, stderr_log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a process to stream bytes through (its stdin and stdout are pipes the caller
+    reads and writes), its stderr in `stderr_log`; the caller waits for it."""
+    with stderr_log.open("ab") as err:
+        try:
+            return subprocess.Popen(
+                [str(a) for a in args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise ExternalError(f"{args[0]}: not found on PATH (is it installed?)") from exc
+
+
+def finish(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for a piped process to exit; kill it if it has not within `timeout` seconds."""
+    for stream in (process.stdin, process.stdout):
+        if stream is not None and not stream.closed:
+            stream.close()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

@@ -14,6 +14,7 @@ from gcmschange.apply import push, road
 from gcmschange.errors import GcmsError, UnreachableError
 from gcmschange.execution.runner import Progress, RunResult
 from gcmschange.paths import state_dir
+from gcmschange.rules.estate import load_estate, load_inventory
 
 
 def converge(
@@ -28,9 +29,17 @@ def converge(
     rendered = road.baseline(root, environment)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     work = state_dir(root) / "converge" / f"{environment}-{stamp}"
-    inventory = root / "inventories" / environment
+    inventory = load_inventory(root, environment)
+    targets = list(hosts) if hosts is not None else rendered.hosts()
     result = push.push(
-        root, inventory, rendered, work, hosts=hosts, progress=progress, accelerate=accelerate
+        root,
+        inventory.path,
+        rendered,
+        work,
+        hosts=hosts,
+        progress=progress,
+        accelerate=accelerate,
+        placement=push.placement_of(load_estate(root), inventory, targets),
     )
     if result.unreachable:
         raise UnreachableError(

@@ -18,8 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gcmschange.execution.runner import HostStats, Progress, RunResult, RunSpec, run_playbook
+from gcmschange.execution import nodes
+from gcmschange.execution.nodes import ExecNode
+from gcmschange.execution.runner import HostStats, Progress, RunResult, RunSpec
 from gcmschange.render.configs import RenderedSet
+from gcmschange.rules.estate import Estate, Inventory
 
 STANDARD_PLAYBOOK = "configure"
 
@@ -39,15 +42,16 @@ def push(
     progress: Progress | None = None,
     then: str | None = None,
     variables: Mapping[str, Any] | None = None,
+    placement: Mapping[str, ExecNode | None] | None = None,
 ) -> RunResult:
-    """`then`: the change's own playbook, run after `playbook` unless it is the same one."""
+    """`then`: the change's own playbook, run after `playbook` unless it is the same one.
+    `placement`: the execution node of each host (`placement_of`); none: all from here."""
     targets = tuple(hosts) if hosts is not None else rendered.hosts()
     subset = rendered.for_hosts(targets)
     with _rendered_folder(work_dir, secret=subset.has_secrets) as folder:
         rendered_dir = subset.write(folder)
         extravars = {
             **dict(variables or {}),
-            "gcms_rendered_dir": str(rendered_dir.resolve()),
             "gcms_manifest": subset.manifest(secret=False),
             "gcms_secret_files": subset.manifest(secret=True),
         }
@@ -65,15 +69,29 @@ def push(
                 secrets=tuple(secrets),
                 accelerate=accelerate,
                 content=root,
+                files=rendered_dir,
             )
 
-        first = run_playbook(spec(playbook, targets, "runner"), progress)
+        def run(spec: RunSpec) -> RunResult:
+            return nodes.run(spec, placement or {}, progress)
+
+        first = run(spec(playbook, targets, "runner"))
         if then is None or then == playbook:
             return first
         rest = tuple(h for h in targets if h not in first.failures and h not in first.unreachable)
         if not rest:
             return first
-        return merge(first, run_playbook(spec(then, rest, f"runner-{then}"), progress))
+        return merge(first, run(spec(then, rest, f"runner-{then}")))
+
+
+def placement_of(
+    estate: Estate, inventory: Inventory, hosts: Sequence[str]
+) -> dict[str, ExecNode | None]:
+    """Which execution node runs each of `hosts` (None: the controller), per the estate's
+    nodes for the inventory's environment or the inventory's own `gcms_execution_nodes`."""
+    configured = estate.execution_nodes.get(inventory.environment, ())
+    found = nodes.of_environment(configured, tuple(inventory.hosts.values()))
+    return nodes.place(found, [inventory.hosts[h] for h in hosts if h in inventory.hosts])
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from gcmschange.analysis.measure import AnalysisResult, Verdict
 from gcmschange.apply import journal, locks, road
 from gcmschange.apply import waves as wv
 from gcmschange.apply.journal import Stage, Step
+from gcmschange.apply.push import placement_of as push_placement
 from gcmschange.apply.push import push as deploy_push
 from gcmschange.audit import anchor, trail
 from gcmschange.errors import CancelledError, ExitCode, GcmsError, InvalidInputError
@@ -293,6 +294,7 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
     job.reporter.stage(f"idempotence check: {', '.join(hosts)}")
     job.journal.begin(Step(Stage.IDEMPOTENCE), hosts=hosts)
     folder = job.run_dir / "idempotence"
+    loaded = job.prepared.loaded
     result = deploy_push(
         job.prepared.loaded.content,
         job.prepared.loaded.inventory.path,
@@ -304,6 +306,7 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
         accelerate=job.accelerate,
         then=job.prepared.loaded.change.playbook,
         variables=job.prepared.loaded.change.variables,
+        placement=push_placement(loaded.estate, loaded.inventory, hosts),
     )
     wv.scrub(folder, job.secrets)
     found = [Finding(c.host, c.task) for c in result.changes]

@@ -219,6 +219,7 @@ def push(
         secrets=job.secrets,
         accelerate=job.accelerate,
         progress=job.reporter.task,
+        placement=deploy.placement_of(loaded.estate, loaded.inventory, hosts),
     )
     scrub(folder, job.secrets)
     job.journal.done(

@@ -1,4 +1,4 @@
-"""The only user of ansible-runner.
+"""The user of ansible-runner for runs on this machine (`remote` streams runs to nodes).
 
 Every run gets a fresh private data dir (ansible-runner otherwise reuses `env/cmdline` and a
 "real" run can silently stay in check mode), extra vars handed over as a file whose strings
@@ -34,6 +34,7 @@ from gcmschange.masking import mask_data
 from gcmschange.yamlsafe import VaultText
 
 MASK = "********"
+LOCAL_CONTROL_DIR = "/tmp/gcmschange-cp"  # ssh ControlPath sockets of runs on this machine
 PID_FILE = "playbook.pid"  # in the work dir: the ansible-playbook a run started
 LEFTOVER_GRACE_S = 10.0
 Progress = Callable[[str, str, str], None]  # (host, task, status)
@@ -53,6 +54,9 @@ class RunSpec:
     accelerate: bool = False  # the Mitogen strategy, when installed (see accel.py)
     timeout_s: int = 10
     content: Path | None = None  # the sealed repository copy: its ansible.cfg, pinned paths
+    # The folder of files the playbook copies from, handed over as `gcms_rendered_dir`: given
+    # apart from the extra vars so a run on an execution node can ship it and name its place.
+    files: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,14 @@ def mark_unsafe(value: Any) -> Any:
     return value
 
 
+def with_files(spec: RunSpec, where: str | None) -> dict[str, Any]:
+    """The run's extra vars, with `gcms_rendered_dir` naming where its files are for it."""
+    extravars = dict(spec.extravars)
+    if where is not None:
+        extravars["gcms_rendered_dir"] = where
+    return extravars
+
+
 def extravars_text(extravars: Mapping[str, Any]) -> str:
     """Extra vars as Ansible reads them: texts `!unsafe`, vault values still encrypted."""
     return yaml.dump(mark_unsafe(dict(extravars)), Dumper=_Dumper, sort_keys=True)
@@ -137,7 +149,7 @@ def mask(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-def _ansible_cfg(spec: RunSpec) -> str:
+def ansible_cfg(spec: RunSpec, content: Path | None, control_dir: str) -> str:
     defaults = {
         "forks": str(spec.forks),
         "gathering": "explicit",
@@ -150,10 +162,8 @@ def _ansible_cfg(spec: RunSpec) -> str:
     # One reconnection retry: on a loaded controller a live connection can miss its
     # keepalives once; a host that is really down still fails within seconds.
     ssh = {"pipelining": "True", "reconnection_retries": "1"}
-    forced_ssh = dict.fromkeys(ansiblecfg.FORCED_SSH, "/tmp/gcmschange-cp")
-    return ansiblecfg.compose(
-        spec.content, {"defaults": defaults, "ssh_connection": ssh}, forced_ssh
-    )
+    forced_ssh = dict.fromkeys(ansiblecfg.FORCED_SSH, control_dir)
+    return ansiblecfg.compose(content, {"defaults": defaults, "ssh_connection": ssh}, forced_ssh)
 
 
 # Credentials of gcmschange's and of the CI job's (the vault password itself, GitLab job
@@ -206,23 +216,25 @@ def _diff_text(diff: Any, secrets: Sequence[str]) -> str:
     return mask("".join(out), secrets)
 
 
-def _secrets(spec: RunSpec) -> tuple[str, ...]:
+def run_secrets(spec: RunSpec) -> tuple[str, ...]:
     """The run's secrets: the change's, and every vault value opened in this process."""
     return tuple(dict.fromkeys((*spec.secrets, *sorted(vault.revealed()))))
 
 
-class _Collector:
+class Collector:
     """Turns ansible-runner's event stream into what gcmschange reports, and masks each event
     before ansible-runner writes it to the artifacts (it writes what the handler leaves)."""
 
-    def __init__(self, spec: RunSpec, progress: Progress | None) -> None:
+    def __init__(self, spec: RunSpec, progress: Progress | None, *, local: bool = True) -> None:
         self.spec = spec
-        self.secrets = _secrets(spec)
+        self.secrets = run_secrets(spec)
         self.progress = progress
         self.changes: list[TaskChange] = []
         self.failures: dict[str, str] = {}
         self.unreachable: list[str] = []
-        self.pid_written = False
+        # A remote playbook's PID means nothing here: never one for `stop_leftovers` to signal.
+        self.pid_written = not local
+        self.stats: dict[str, Any] = {}
 
     def __call__(self, event: dict[str, Any]) -> bool:
         if not self.pid_written and isinstance(event.get("pid"), int):
@@ -236,6 +248,8 @@ class _Collector:
             event.update(masked)
         kind = event.get("event", "")
         data = event.get("event_data") or {}
+        if kind == "playbook_on_stats" and isinstance(data, dict):
+            self.stats = data  # what the streamed run reports in place of `Runner.stats`
         host = str(data.get("host", ""))
         task = str(data.get("task", ""))
         res = data.get("res") or {}
@@ -299,7 +313,7 @@ def drop_environment(artifacts: Path) -> None:
         command.write_text(json.dumps(kept), encoding="utf-8")
 
 
-def _mask_tree(root: Path, secrets: Sequence[str]) -> None:
+def mask_tree(root: Path, secrets: Sequence[str]) -> None:
     if not any(secrets):
         return
     for path in root.rglob("*"):
@@ -419,11 +433,12 @@ def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -
     if spec.work_dir.exists() and any(spec.work_dir.iterdir()):
         raise ExternalError(f"{spec.work_dir}: runner work dir must be fresh")
     spec.work_dir.mkdir(parents=True, exist_ok=True)
-    Path("/tmp/gcmschange-cp").mkdir(mode=0o700, exist_ok=True)
+    Path(LOCAL_CONTROL_DIR).mkdir(mode=0o700, exist_ok=True)
     cfg = spec.work_dir / "ansible.cfg"
-    cfg.write_text(_ansible_cfg(spec), encoding="utf-8")
+    cfg.write_text(ansible_cfg(spec, spec.content, LOCAL_CONTROL_DIR), encoding="utf-8")
     extravars_file = spec.work_dir / "extravars.yml"
-    extravars_file.write_text(extravars_text(spec.extravars), encoding="utf-8")
+    files = str(spec.files.resolve()) if spec.files is not None else None
+    extravars_file.write_text(extravars_text(with_files(spec, files)), encoding="utf-8")
     cmdline = [f"-e @{extravars_file}"]
     if password_file is not None:
         cmdline.append(f"--vault-password-file {password_file}")
@@ -432,7 +447,7 @@ def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -
     if spec.diff:
         cmdline.append("--diff")
     accelerated = spec.accelerate and accel.available()
-    collector = _Collector(spec, progress)
+    collector = Collector(spec, progress)
     started = time.monotonic()
     with _own_signals() as signalled:
         result = ansible_runner.run(
@@ -459,10 +474,10 @@ def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -
     (spec.work_dir / PID_FILE).unlink(missing_ok=True)
     duration = time.monotonic() - started
     stats = result.stats or {}
-    hosts = _host_stats(stats, collector)
+    hosts = host_stats(stats, collector)
     extravars_file.unlink(missing_ok=True)
     drop_environment(spec.work_dir / "artifacts")
-    _mask_tree(spec.work_dir, _secrets(spec))
+    mask_tree(spec.work_dir, run_secrets(spec))
     signum = signalled()
     if signum is not None:
         # ansible-runner has already killed the playbook's process group.
@@ -484,7 +499,7 @@ def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -
     )
 
 
-def _host_stats(stats: Mapping[str, Any], collector: _Collector) -> dict[str, HostStats]:
+def host_stats(stats: Mapping[str, Any], collector: Collector) -> dict[str, HostStats]:
     names = set(collector.failures) | set(collector.unreachable)
     for key in ("ok", "changed", "failures", "dark", "skipped", "processed"):
         names |= set(stats.get(key, {}) or {})

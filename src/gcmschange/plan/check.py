@@ -224,6 +224,9 @@ def run_plan(
         progress=progress,
         then=loaded.change.playbook,
         variables=loaded.change.variables,
+        placement=push.placement_of(
+            loaded.estate, loaded.inventory, [h.name for h in loaded.targets]
+        ),
     )
     _mask_kept(run_dir, prepared.secrets)
     rel = str(run_dir.relative_to(root))

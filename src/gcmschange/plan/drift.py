@@ -177,6 +177,7 @@ def check_drift(
         diff=True,
         progress=progress,
         then=playbook or None,
+        placement=push.placement_of(estate, inventory, hosts),
     )
     reachable = [h for h in hosts if h in run.hosts and h not in run.unreachable]
     if progress is not None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from gcmschange import vault, yamlsafe
 from gcmschange.errors import InvalidInputError
 from gcmschange.execution import inventory as ansible_inventory
+from gcmschange.execution import nodes as exec_nodes
 from gcmschange.model import BlastRadius, Host
 
 
@@ -57,6 +58,8 @@ class Estate:
     environments: tuple[str, ...]
     systems: dict[str, System]
     partners: dict[str, Partner]
+    # environment -> the execution nodes that run its playbooks (none: the controller does)
+    execution_nodes: Mapping[str, tuple[exec_nodes.ExecNode, ...]] = field(default_factory=dict)
 
     def dependents(self, system: str) -> tuple[str, ...]:
         """Systems that depend directly on `system`."""
@@ -179,6 +182,10 @@ def load_estate(root: Path) -> Estate:
         environments=tuple(data["environments"]),
         systems=systems,
         partners=partners,
+        execution_nodes={
+            str(env): exec_nodes.parse(raw, f"estate.yml: execution_nodes.{env}")
+            for env, raw in (data.get("execution_nodes") or {}).items()
+        },
     )
 
 
