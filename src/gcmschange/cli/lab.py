@@ -13,6 +13,8 @@ import click
 from gcmschange import lab
 from gcmschange.audit import trail
 from gcmschange.cli import app
+from gcmschange.execution import nodes
+from gcmschange.execution.nodes import NodeHealth
 from gcmschange.lab import loadgen
 from gcmschange.lab import monitoring as lab_monitoring
 from gcmschange.lab.fleet import LabState
@@ -28,14 +30,30 @@ def _state_json(state: LabState) -> dict[str, Any]:
 def _state_text(state: LabState) -> str:
     if not state.is_up:
         return f"no lab is up for {state.root}"
-    lines = [f"lab {state.id} ({state.mode}, {state.network}), {len(state.hosts)} hosts:"]
+    latency = f", +{state.latency_ms} ms round trip" if state.latency_ms else ""
+    lines = [f"lab {state.id} ({state.mode}, {state.network}{latency}), {len(state.hosts)} hosts:"]
     width = max(len(h.name) for h in state.hosts)
     for host in state.hosts:
         pid = f"pid {host.pid}" if host.pid else ""
+        role = "(exec node)" if host.exec_node else host.system
         lines.append(
-            f"  {host.name:<{width}}  {host.system:<16} {host.address:<15} {host.state:<11} {pid}"
+            f"  {host.name:<{width}}  {role:<16} {host.address:<15} {host.state:<11} {pid}"
         )
     return "\n".join(lines)
+
+
+def _nodes_text(health: tuple[NodeHealth, ...]) -> str:
+    lines = ["execution nodes:"] if health else []
+    for node in health:
+        said = f"ansible-runner {node.version}" if node.reachable else f"UNREACHABLE: {node.detail}"
+        lines.append(f"  {node.name:<16} {said}")
+    return "\n".join(lines)
+
+
+def _exec_health(root: Path, state: LabState) -> tuple[NodeHealth, ...]:
+    if not any(h.exec_node for h in state.hosts):
+        return ()
+    return nodes.health_of(lab.exec_nodes(root))
 
 
 def _reach_text(state: LabState) -> str:
@@ -77,15 +95,44 @@ def lab_group() -> None:
     help="Also start Prometheus (on the lab bridge) and an nginx exporter on every host, "
     "for canary analysis and the health gate (netns mode; Debian's prometheus packages).",
 )
+@click.option(
+    "--exec-nodes",
+    type=click.IntRange(0, 8),
+    default=0,
+    show_default=True,
+    help="Also start N execution nodes (exec-node-1..N, in no system): the lab inventory "
+    "names them in gcms_execution_nodes, so playbooks run there, split between them.",
+)
+@click.option(
+    "--latency",
+    default="0ms",
+    show_default=True,
+    help="Round trip added between lab machines with tc netem, e.g. 30ms (netns mode, "
+    "at most 1000ms; removed by `lab down`).",
+)
 @app.output_option
 def up_cmd(
-    systems: str, hosts_per_system: int, mode: str, monitoring: bool, verb_output: str | None
+    *,
+    systems: str,
+    hosts_per_system: int,
+    mode: str,
+    monitoring: bool,
+    exec_nodes: int,
+    latency: str,
+    verb_output: str | None,
 ) -> None:
     """Start the lab: one host per system x N, then write inventory and ssh_config."""
     ctx = app.get_context(verb_output)
     began = time.monotonic()
     names = [s.strip() for s in systems.split(",") if s.strip()]
-    state = lab.up(ctx.repo, names, hosts_per_system, mode)
+    state = lab.up(
+        ctx.repo,
+        names,
+        hosts_per_system,
+        mode,
+        exec_nodes=exec_nodes,
+        latency_ms=lab.parse_latency(latency),
+    )
     watched = lab_monitoring.start(ctx.repo) if monitoring else None
     seconds = round(time.monotonic() - began, 2)
     _record("lab.up", state, hosts=len(state.hosts), mode=state.mode, seconds=seconds)
@@ -193,8 +240,11 @@ def status_cmd(verb_output: str | None) -> None:
     """Show each lab host: address, up / down / partitioned, PID."""
     ctx = app.get_context(verb_output)
     state = lab.status(ctx.repo)
+    health = _exec_health(ctx.repo, state)
     text = _state_text(state) + (f"\n{_reach_text(state)}" if state.is_up else "")
-    app.emit(ctx, _state_json(state), text)
+    if health:
+        text += f"\n{_nodes_text(health)}"
+    app.emit(ctx, {**_state_json(state), "exec_nodes": [asdict(h) for h in health]}, text)
 
 
 def _host_verb(verb: str, action: Callable[[Path, str], None], summary: str) -> None:

@@ -43,7 +43,8 @@ def start(root: Path, host: str, *, ready_timeout: float = fleet.READY_TIMEOUT) 
             raise LabError(f"lab host {host} is already up")
         spec = fleet.spec_of(layout, record, target)
         if spec.netns:
-            netns.ensure_port(layout, netns.Port(spec.netns, layout.veth(target.index)))
+            port = netns.Port(spec.netns, layout.veth(target.index))
+            netns.ensure_port(layout, port, record.latency_ms)
         with registry.machine_lock():
             # another tool may have removed an empty mount point while the host was down
             registry.create_mountpoints(target for _sub, target in hostproc.MOUNTS)

@@ -17,10 +17,14 @@ from typing import TypeVar
 
 from gcmschange import proc
 from gcmschange.errors import GcmsError, LabError
+from gcmschange.execution.nodes import ExecNode
+from gcmschange.execution.nodes import parse as exec_parse
 from gcmschange.lab import clientfiles, hostproc, monitoring, netns, preflight, registry
 from gcmschange.lab.layout import (
+    EXEC_NODE_PREFIX,
     FIRST_HOST_OCTET,
     LOOPBACK,
+    MAX_LATENCY_MS,
     NETNS,
     HostRecord,
     LabRecord,
@@ -42,6 +46,7 @@ class LabHost:
     address: str
     pid: int | None  # sshd, PID 1 of the host, as seen from the machine; None when down
     state: str  # "up", "down" or "partitioned"
+    exec_node: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class LabState:
     hosts: tuple[LabHost, ...]
     ssh_config: Path
     inventory: Path
+    latency_ms: int = 0
 
     @property
     def is_up(self) -> bool:
@@ -70,11 +76,17 @@ def up(
     mode: str = "auto",
     *,
     ready_timeout: float = READY_TIMEOUT,
+    exec_nodes: int = 0,
+    latency_ms: int = 0,
 ) -> LabState:
-    """Start `hosts_per_system` hosts for each system and write the client files."""
+    """Start `hosts_per_system` hosts for each system and `exec_nodes` execution nodes (in
+    no system: they run playbooks for the others), add `latency_ms` of round trip between
+    lab machines, and write the client files."""
     preflight.require_root()
     wanted = preflight.systems_of(load_estate(root), systems)
-    preflight.check_size(wanted, hosts_per_system)
+    preflight.check_size(wanted, hosts_per_system, exec_nodes)
+    if not 0 <= latency_ms <= MAX_LATENCY_MS:
+        raise LabError(f"--latency: {latency_ms} ms is outside 0..{MAX_LATENCY_MS} ms")
     preflight.require_tools(need_ip=mode != LOOPBACK)
     layout = Layout.of(root)
     with registry.locked(layout.lock_file):
@@ -87,8 +99,11 @@ def up(
         chosen = preflight.resolve_mode(mode)
         if chosen == LOOPBACK:
             preflight.require_port_22_free_on_loopback()
+            if latency_ms:
+                raise LabError("--latency needs network-namespace mode (a bridge to delay on)")
         _teardown(layout)  # what an earlier lab with this id left behind
-        record = _reserve(layout, chosen, wanted, hosts_per_system)
+        record = _reserve(layout, chosen, wanted, hosts_per_system, exec_nodes)
+        record = replace(record, latency_ms=latency_ms)
         try:
             _build(layout, record, ready_timeout)
         except BaseException as exc:
@@ -100,7 +115,9 @@ def up(
     return status(root)
 
 
-def _reserve(layout: Layout, mode: str, systems: Sequence[str], per_system: int) -> LabRecord:
+def _reserve(
+    layout: Layout, mode: str, systems: Sequence[str], per_system: int, exec_nodes: int
+) -> LabRecord:
     with registry.machine_lock():
         registry.prune_stale()
         network = registry.choose_network(layout, mode)
@@ -108,8 +125,9 @@ def _reserve(layout: Layout, mode: str, systems: Sequence[str], per_system: int)
         registry.claim(layout, network)
         prefix = network.rsplit(".", 1)[0]
         names = [(s, host_name(s, n)) for s in systems for n in range(1, per_system + 1)]
+        names += [("", f"{EXEC_NODE_PREFIX}-{n}") for n in range(1, exec_nodes + 1)]
         hosts = tuple(
-            HostRecord(name, system, i, f"{prefix}.{FIRST_HOST_OCTET + i}")
+            HostRecord(name, system, i, f"{prefix}.{FIRST_HOST_OCTET + i}", exec_node=not system)
             for i, (system, name) in enumerate(names)
         )
         record = LabRecord(layout.id, str(layout.root), mode, network, hosts)
@@ -138,6 +156,7 @@ def _build(layout: Layout, record: LabRecord, ready_timeout: float) -> None:
         gateway = f"{record.network.rsplit('.', 1)[0]}.1"
         ports = [netns.Port(layout.netns(h.name), layout.veth(h.index)) for h in record.hosts]
         netns.create(layout, gateway, ports)
+        netns.set_latency(layout, [p.veth for p in ports], record.latency_ms)
     started = {hostproc.spawn(spec): spec for spec in specs.values()}
     by_name = {spec.name: pid for pid, spec in started.items()}
     record = replace(
@@ -212,10 +231,38 @@ def status(root: Path) -> LabState:
         hosts,
         layout.ssh_config,
         layout.inventory,
+        record.latency_ms,
     )
 
 
 def _host_state(host: HostRecord) -> LabHost:
     running = hostproc.alive(hostproc.Pid(host.sshd_pid, host.sshd_start))
     state = ("partitioned" if host.partitioned else "up") if running else "down"
-    return LabHost(host.name, host.system, host.address, host.sshd_pid if running else None, state)
+    pid = host.sshd_pid if running else None
+    return LabHost(host.name, host.system, host.address, pid, state, host.exec_node)
+
+
+def exec_nodes(root: Path) -> tuple[ExecNode, ...]:
+    """The running lab's execution nodes, as the lab inventory names them."""
+    layout = Layout.of(root)
+    record = load_record(layout)
+    if record is None:
+        return ()
+    return exec_parse(clientfiles.exec_nodes(layout, record), "lab")
+
+
+def parse_latency(text: str) -> int:
+    """Milliseconds from `30ms`, `30` or `0.03s`."""
+    raw = text.strip().lower()
+    try:
+        if raw.endswith("ms"):
+            value = float(raw[:-2])
+        elif raw.endswith("s"):
+            value = float(raw[:-1]) * 1000
+        else:
+            value = float(raw)
+    except ValueError as exc:
+        raise LabError(f"--latency: {text!r} is not a delay like 30ms") from exc
+    if not 0 <= value <= MAX_LATENCY_MS:
+        raise LabError(f"--latency: {text} is outside 0..{MAX_LATENCY_MS}ms")
+    return round(value)

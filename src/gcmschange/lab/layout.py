@@ -31,6 +31,11 @@ def host_name(system: str, number: int) -> str:
     return f"{system.replace('_', '-')}-{number}"
 
 
+EXEC_NODE_PREFIX = "exec-node"
+MAX_EXEC_NODES = 8
+MAX_LATENCY_MS = 1000
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where one lab keeps its files and what it calls its kernel objects."""
@@ -117,6 +122,7 @@ class HostRecord:
     sshd_pid: int = 0
     sshd_start: int = 0  # start time of sshd in clock ticks: guards against PID reuse
     partitioned: bool = False
+    exec_node: bool = False  # an execution node: runs playbooks for the others, in no system
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class LabRecord:
     mode: str
     network: str  # e.g. "10.77.3.0/24"
     hosts: tuple[HostRecord, ...] = ()
+    latency_ms: int = 0  # round trip added between any two lab machines (tc netem)
 
     def host(self, name: str) -> HostRecord:
         for host in self.hosts:

@@ -63,16 +63,28 @@ def attach_lines(layout: Layout, port: Port) -> list[str]:
     ]
 
 
-def ensure_port(layout: Layout, port: Port) -> None:
+def ensure_port(layout: Layout, port: Port, round_trip_ms: int = 0) -> None:
     """Re-create a host's namespace and veth if they are gone (start after a sweep)."""
     if port.netns not in namespaces(layout) or port.veth not in links(layout):
         _batch([f"link del {port.veth}", f"netns del {port.netns}"], force=True)
         _batch(attach_lines(layout, port))
+        set_latency(layout, [port.veth], round_trip_ms)
 
 
 def inside_setup(address: str) -> str:
     """Shell run inside the host's namespace before sshd starts."""
     return f"ip link set lo up && ip addr replace {address}/24 dev eth0 && ip link set eth0 up"
+
+
+def set_latency(layout: Layout, veths: Sequence[str], round_trip_ms: int) -> None:
+    """Delay every frame into a lab machine by half of `round_trip_ms` (tc netem on each
+    host's veth and on the bridge, the controller's port): any two lab machines then see that
+    round trip, as hosts across a real network do. The qdiscs go with their links."""
+    if round_trip_ms <= 0:
+        return
+    half = f"{round_trip_ms / 2:g}ms"
+    lines = [f"qdisc replace dev {dev} root netem delay {half}" for dev in (*veths, layout.bridge)]
+    proc.run(["tc", "-batch", "-"], input_text="".join(f"{line}\n" for line in lines))
 
 
 def set_link(veth: str, up: bool) -> None:

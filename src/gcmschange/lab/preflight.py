@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from gcmschange.errors import LabError
 from gcmschange.lab import netns, registry
 from gcmschange.lab.hostproc import SSHD
-from gcmschange.lab.layout import LOOPBACK, MODES, NETNS
+from gcmschange.lab.layout import LOOPBACK, MAX_EXEC_NODES, MODES, NETNS
 from gcmschange.rules.estate import Estate
 
 DEFAULT_SYSTEMS = ("portal", "case_api", "partner_gateway")
@@ -51,11 +51,13 @@ def systems_of(estate: Estate, requested: Sequence[str] | None) -> tuple[str, ..
     return tuple(dict.fromkeys(requested))
 
 
-def check_size(systems: Sequence[str], hosts_per_system: int) -> None:
+def check_size(systems: Sequence[str], hosts_per_system: int, exec_nodes: int = 0) -> None:
     if hosts_per_system < 1:
         raise LabError(f"--hosts-per-system must be at least 1, got {hosts_per_system}")
-    if len(systems) * hosts_per_system > MAX_HOSTS:
-        total = len(systems) * hosts_per_system
+    if not 0 <= exec_nodes <= MAX_EXEC_NODES:
+        raise LabError(f"--exec-nodes must be between 0 and {MAX_EXEC_NODES}, got {exec_nodes}")
+    total = len(systems) * hosts_per_system + exec_nodes
+    if total > MAX_HOSTS:
         raise LabError(f"a lab holds at most {MAX_HOSTS} hosts, asked for {total}")
 
 
