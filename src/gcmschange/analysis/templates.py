@@ -118,10 +118,15 @@ def _condition(raw: Any, where: str) -> Condition | None:
     return compile_condition(raw, where)
 
 
+def unknown_arguments(query: str) -> list[str]:
+    """The `{{ args.NAME }}` a query uses that no wave gives (validate reports them too)."""
+    return sorted({m.group(1) for m in _ARG.finditer(query)} - set(ARGS))
+
+
 def _query(raw: Any, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInputError(f"{where}: expected a PromQL query")
-    unknown = sorted({m.group(1) for m in _ARG.finditer(raw)} - set(ARGS))
+    unknown = unknown_arguments(raw)
     if unknown:
         raise InvalidInputError(
             f"{where}: unknown argument(s) {', '.join(unknown)} (known: {', '.join(ARGS)})"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gcmschange import __version__, resources, yamlsafe
+from gcmschange.analysis import templates
 from gcmschange.errors import InvalidInputError, Location, Problem, ValidationError
 from gcmschange.model import BlastRadius
 from gcmschange.paths import state_dir
@@ -37,6 +38,9 @@ class Context:
     inventories: dict[str, Inventory]  # only environments whose inventory exists
     problems: tuple[Problem, ...]  # in shared files that some changes may depend on
     digest: str  # changes whenever anything a verdict depends on changes
+    # The estate's analysis template names; None when its analysis section cannot be read
+    # (reported once in `problems`; the changes' own analysis blocks are still checked).
+    analysis_templates: frozenset[str] | None = None
     # Targets -> blast radius: thousands of changes share a handful of target sets.
     blast_memo: dict[tuple[str, ...], BlastRadius] = field(
         default_factory=dict, compare=False, repr=False
@@ -96,6 +100,14 @@ def _specs(
     return specs, problems
 
 
+def _analysis_templates(root: Path) -> tuple[frozenset[str] | None, list[Problem]]:
+    try:
+        found = templates.load_estate_analysis(root)
+    except InvalidInputError as err:
+        return None, [Problem(err.message, Location("estate.yml"), "analysis")]
+    return frozenset(found.templates), []
+
+
 def _inventories(root: Path, envs: tuple[str, ...]) -> tuple[dict[str, Inventory], list[Problem]]:
     found: dict[str, Inventory] = {}
     problems: list[Problem] = []
@@ -114,6 +126,7 @@ def _digest(root: Path) -> str:
     sha = hashlib.sha256(__version__.encode())
     package = Path(__file__).resolve().parent.parent
     parts = [*sorted(package.glob("validate/*.py")), *sorted(package.glob("rules/*.py"))]
+    parts += [*sorted(package.glob("analysis/expr.py")), package / "analysis" / "templates.py"]
     parts += [package / "yamlsafe.py", *sorted(resources.schemas_dir().glob("*.json"))]
     parts += [root / "estate.yml", root / "policy.yml"]
     patterns: tuple[str, ...] = ("catalogue/*.yml", "playbooks/*")
@@ -151,7 +164,8 @@ def load_context(root: Path) -> Context:
     }
     specs, spec_problems = _specs(root, playbooks, check)
     inventories, inventory_problems = _inventories(root, the_estate.environments)
-    problems = (*catalogue_problems, *spec_problems, *inventory_problems)
+    analysis, analysis_problems = _analysis_templates(root)
+    problems = (*catalogue_problems, *spec_problems, *inventory_problems, *analysis_problems)
     context = Context(
         root=root,
         estate=the_estate,
@@ -164,6 +178,7 @@ def load_context(root: Path) -> Context:
         inventories=inventories,
         problems=problems,
         digest=digest,
+        analysis_templates=analysis,
     )
     if check and not problems:
         _mark(marker)

@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gcmschange.errors import Location, Problem
+from gcmschange.analysis import templates
+from gcmschange.analysis.expr import compile_condition
+from gcmschange.errors import InvalidInputError, Location, Problem
 from gcmschange.rules import argspecs, catalogue, policy
 from gcmschange.rules.argspecs import Option, PlaybookArgs
 from gcmschange.validate.context import Context
@@ -88,6 +90,7 @@ def check(
     entry = _standard(rules)
     _variables(rules, entry)
     _emergency(rules)
+    _analysis(rules)
     facts = _window(rules, entry)
     return rules.found, facts
 
@@ -313,6 +316,61 @@ def _template_text(value: Any, path: NodePath) -> Iterator[NodePath]:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _template_text(item, (*path, i))
+
+
+def _analysis(r: _Rules) -> None:
+    """The change's `analysis:` block, as apply would read it, so a typo is found at review
+    and not after the first wave: names it uses exist, conditions parse, queries take only
+    the arguments a wave gives."""
+    if not r.ok("analysis"):
+        return
+    block = r.data["analysis"]
+    known = r.ctx.analysis_templates
+    own: dict[str, Any] = block.get("templates") or {}
+    for name, body in own.items():
+        _analysis_template(r, ("analysis", "templates", name), body, known is None or name in known)
+    for i, name in enumerate(block.get("use") or ()):
+        if known is not None and name not in known and name not in own:
+            names = ", ".join(sorted(known)) or "none"
+            r.add(
+                ("analysis", "use", i),
+                f"no analysis template {name!r} (estate.yml has {names}; "
+                "or define it under analysis.templates)",
+                "analysis",
+            )
+
+
+def _analysis_template(r: _Rules, at: NodePath, body: dict[str, Any], named: bool) -> None:
+    if not named and "query" not in body:
+        r.add(
+            at,
+            f"no template {at[-1]!r} in estate.yml to override: a new one needs a query",
+            "analysis",
+            key=True,
+        )
+    if not named and not {"success_condition", "failure_condition"} & set(body):
+        r.add(
+            at,
+            "a new template needs a success_condition or a failure_condition",
+            "analysis",
+            key=True,
+        )
+    if "query" in body:
+        unknown = templates.unknown_arguments(body["query"])
+        if unknown:
+            known = ", ".join(templates.ARGS)
+            r.add(
+                (*at, "query"),
+                f"unknown argument(s) {', '.join(unknown)} (known: {known})",
+                "analysis",
+            )
+    for field in ("success_condition", "failure_condition"):
+        if field in body:
+            try:
+                compile_condition(body[field], field)
+            except InvalidInputError as err:
+                # The location already names the field: the message says only what is wrong.
+                r.add((*at, field), err.message.removeprefix(f"{field}: "), "analysis")
 
 
 def _emergency(r: _Rules) -> None:
