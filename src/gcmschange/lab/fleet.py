@@ -9,6 +9,7 @@ Whatever goes wrong after the first thing is made, `_teardown` removes all of it
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -101,6 +102,8 @@ def up(
             preflight.require_port_22_free_on_loopback()
             if latency_ms:
                 raise LabError("--latency needs network-namespace mode (a bridge to delay on)")
+        if latency_ms and (why := netns.netem_missing()):
+            raise LabError(f"--latency: tc netem cannot delay traffic here: {why}")
         _teardown(layout)  # what an earlier lab with this id left behind
         record = _reserve(layout, chosen, wanted, hosts_per_system, exec_nodes)
         record = replace(record, latency_ms=latency_ms)
@@ -137,7 +140,15 @@ def _reserve(
 
 def spec_of(layout: Layout, record: LabRecord, host: HostRecord) -> hostproc.HostSpec:
     ns = layout.netns(host.name) if record.mode == NETNS else None
-    return hostproc.HostSpec(host.name, layout.host_dir(host.name), host.address, ns)
+    kept = _python_under_root() if host.exec_node else ()
+    return hostproc.HostSpec(host.name, layout.host_dir(host.name), host.address, ns, kept)
+
+
+def _python_under_root() -> tuple[str, ...]:
+    """The controller's Python installation when it lives under /root (pyenv does), which
+    every lab host covers with a /root of its own."""
+    prefix = Path(sys.base_prefix).resolve()
+    return (str(prefix),) if prefix.is_relative_to("/root") else ()
 
 
 def _parallel(func: Callable[[T], object], items: Iterable[T]) -> None:

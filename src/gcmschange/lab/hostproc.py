@@ -49,6 +49,9 @@ class HostSpec:
     dir: Path
     address: str
     netns: str | None  # None in loopback mode
+    # Folders of the controller under /root that stay visible inside the host's own /root:
+    # an execution node needs the controller's Python, which pyenv keeps there.
+    keep_under_root: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,13 @@ def host_key(spec: HostSpec) -> None:
 
 def command(spec: HostSpec) -> list[str]:
     steps = [netns.inside_setup(spec.address)] if spec.netns else []
-    steps += [f"mount --bind {shlex.quote(str(spec.dir / s))} {t}" for s, t in MOUNTS]
+    for kept in spec.keep_under_root:
+        # Bound into the host's /root folder before that folder covers /root, then carried
+        # along by --rbind: the source is out of sight once /root is covered.
+        inner = shlex.quote(str(spec.dir / "home-root" / Path(kept).relative_to("/root")))
+        steps.append(f"mkdir -p {inner} && mount --bind -o ro {shlex.quote(kept)} {inner}")
+    bind = "--rbind" if spec.keep_under_root else "--bind"
+    steps += [f"mount {bind} {shlex.quote(str(spec.dir / s))} {t}" for s, t in MOUNTS]
     steps.append(f"hostname {shlex.quote(spec.name)}")
     config, log = (
         shlex.quote(str(spec.dir / "sshd_config")),

@@ -87,6 +87,29 @@ def set_latency(layout: Layout, veths: Sequence[str], round_trip_ms: int) -> Non
     proc.run(["tc", "-batch", "-"], input_text="".join(f"{line}\n" for line in lines))
 
 
+def netem_missing() -> str:
+    """Why this machine cannot delay lab traffic ("" when it can): tc must be installed and
+    the kernel must have the netem qdisc (sch_netem), which some sandboxes leave out."""
+    probe = f"gcl-nm-{os.getpid() % 100000}"
+    try:
+        proc.run(["ip", "link", "add", probe, "type", "bridge"], timeout=10)
+    except ExternalError as exc:
+        return exc.message.splitlines()[0]
+    try:
+        done = proc.run(
+            ["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"],
+            check=False,
+            timeout=10,
+        )
+    except ExternalError as exc:
+        return exc.message.splitlines()[0]
+    finally:
+        proc.run(["ip", "link", "del", probe], check=False, timeout=10)
+    if done.returncode != 0:
+        return (done.stderr.strip() or f"tc exited {done.returncode}").splitlines()[0]
+    return ""
+
+
 def set_link(veth: str, up: bool) -> None:
     proc.run(["ip", "link", "set", veth, "up" if up else "down"])
 
