@@ -91,7 +91,12 @@ def placement_of(
     nodes for the inventory's environment or the inventory's own `gcms_execution_nodes`."""
     configured = estate.execution_nodes.get(inventory.environment, ())
     found = nodes.of_environment(configured, tuple(inventory.hosts.values()))
-    return nodes.place(found, [inventory.hosts[h] for h in hosts if h in inventory.hosts])
+    targets = [inventory.hosts[h] for h in hosts if h in inventory.hosts]
+    used = {n.name: n for n in nodes.place(found, targets).values() if n is not None}
+    # Asked each time (a second, at once for every node): a node lost in one wave is passed
+    # over by the next run, so the rollback goes through its zone's other nodes.
+    down = frozenset(h.name for h in nodes.health_of(tuple(used.values())) if not h.reachable)
+    return nodes.place(found, targets, down)
 
 
 @contextmanager

@@ -120,16 +120,21 @@ def of_environment(from_estate: Sequence[ExecNode], hosts: Sequence[Host]) -> tu
     return tuple(from_estate)
 
 
-def place(nodes: Sequence[ExecNode], hosts: Sequence[Host]) -> dict[str, ExecNode | None]:
+def place(
+    nodes: Sequence[ExecNode], hosts: Sequence[Host], down: frozenset[str] = frozenset()
+) -> dict[str, ExecNode | None]:
     """Host name -> the node that runs it (None: the controller), hosts that share the same
-    nodes dealt round-robin across them in the order given."""
+    nodes dealt round-robin across them in the order given. Nodes in `down` are passed over
+    while another node reaches the same hosts (a zone with every node down keeps them: its
+    hosts are then unreachable, as they are from here)."""
     dealt: dict[tuple[str, ...], int] = {}
     placed: dict[str, ExecNode | None] = {}
     for host in hosts:
-        able = [n for n in nodes if n.reaches(host.system)]
-        if not able:
+        reaching = [n for n in nodes if n.reaches(host.system)]
+        if not reaching:
             placed[host.name] = None
             continue
+        able = [n for n in reaching if n.name not in down] or reaching
         key = tuple(n.name for n in able)
         turn = dealt.get(key, 0)
         placed[host.name] = able[turn % len(able)]
