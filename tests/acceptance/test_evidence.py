@@ -239,3 +239,39 @@ def test_runner_artifacts_outside_the_allow_list_stay_out(
         "state/runs/w1/runner/artifacts/ab12/command (runner artifact outside the allow-list)"
         in (summary["skipped"])
     )
+
+
+def test_the_summary_carries_each_measurement_of_the_last_run(
+    evidence_repo: Path, tmp_path: Path
+) -> None:
+    from gcmschange.apply import journal
+    from gcmschange.apply.journal import Stage, Step
+
+    (evidence_repo / ".gcmschange" / "changes" / CHANGE / "journal.jsonl").unlink()
+    book = journal.Journal(journal.path_of(evidence_repo, CHANGE), "r1")
+    book.begin(Step(Stage.RUN), kind="apply", waves=[["portal-1"]], threshold=0)
+    measurement = {
+        "check": "error-rate@portal",
+        "query": "sum(rate(x[30s]))",
+        "value": 0.01,
+        "verdict": "successful",
+        "time": "2026-12-02T09:00:03+00:00",
+        "message": "",
+    }
+    book.done(Step.wave_pass(1).analysis, verdict="successful", measurements=[measurement])
+    bundle = tmp_path / "e.tar.gz"
+    assert _build(evidence_repo, bundle) == 0
+    summary = json.loads(_members(bundle)[f"{TOP}/summary.json"])
+    [analysis] = summary["analysis"]
+    assert (analysis["step"], analysis["verdict"]) == ("wave-1", "successful")
+    assert analysis["measurements"] == [measurement]
+
+
+def test_a_journal_that_cannot_be_read_still_gives_a_bundle(
+    evidence_repo: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "e.tar.gz"
+    assert _build(evidence_repo, bundle) == 0  # the fixture's journal is not one
+    summary = json.loads(_members(bundle)[f"{TOP}/summary.json"])
+    assert summary["analysis"] == []
+    assert "journal" in summary["analysis_unreadable"]

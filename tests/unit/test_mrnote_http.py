@@ -144,3 +144,46 @@ def test_a_refusing_gitlab_is_one_line_exit_1(
     assert "42!8: cannot post the plan note: 404" in err
     assert len(err.splitlines()) == 1
     assert "glpat-test" not in err
+
+
+def _journal_with_analysis(root: Path, change: str) -> str:
+    """A real journal of a run whose canary analysis failed; returns the query it measured."""
+    from gcmschange.apply import journal
+    from gcmschange.apply.journal import Stage, Step
+
+    query = 'sum(rate(gcms_probe_requests_total{code=~"5..|000"}[30s])) / sum(rate(x[30s]))'
+    measurement = {
+        "check": "error-rate@portal",
+        "query": query,
+        "value": 0.19,
+        "verdict": "failed",
+        "time": "2026-12-02T09:00:03+00:00",
+        "message": "",
+    }
+    book = journal.Journal(journal.path_of(root, change), "r1")
+    book.begin(Step(Stage.RUN), kind="apply", waves=[["portal-1"]], threshold=0)
+    book.begin(Step.wave_pass(1).analysis, hosts=["portal-1"], checks=["error-rate@portal"])
+    book.failed(
+        Step.wave_pass(1).analysis, hosts=["portal-1"], verdict="failed", measurements=[measurement]
+    )
+    return query
+
+
+def test_the_note_carries_each_measurement_of_the_last_run(
+    estate_repo: Path, tmp_path: Path, gitlab: type[FakeGitLab]
+) -> None:
+    from gcmschange.textsafe import markdown_inline
+
+    query = _journal_with_analysis(estate_repo, "CHG-LAB-0001")
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Plan\n", encoding="utf-8")
+    assert (
+        main(["--repo", str(estate_repo), "ci", "note", "CHG-LAB-0001", "--file", str(plan)]) == 0
+    )
+    [note] = gitlab.notes
+    body = str(note["body"])
+    assert "**Canary analysis of the last run:** wave-1 failed" in body
+    cells = ("wave-1", "error-rate@portal", query, "0.19", "failed", "2026-12-02T09:00:03+00:00")
+    row = "| " + " | ".join(markdown_inline(c) for c in cells) + " |"
+    assert row in body.splitlines()
+    assert "\\|000" in row  # a pipe in the query cannot split the table's row

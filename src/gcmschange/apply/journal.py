@@ -382,3 +382,24 @@ def _close(states: dict[str, str], e: Entry, kind: Action, rolling: bool) -> Non
             states[h] = "restored" if rolling else "applied"
         else:
             states[h] = "restored, verified" if rolling else "applied, verified"
+
+
+def measured(ep: Episode) -> tuple[dict[str, Any], ...]:
+    """Each analysis of the episode that reached a verdict, oldest first: its step, verdict
+    and every measurement (check, query, value, verdict, time), as the journal holds them
+    (already masked): what the evidence summary and the merge-request note carry."""
+    return tuple(
+        {
+            "step": e.step.folder,
+            "verdict": str(e.data.get("verdict", e.status.value)),
+            "time": e.time,
+            "measurements": list(e.data.get("measurements") or ()),
+        }
+        for e in ep.entries
+        if e.step.action is Action.ANALYSIS and e.status != BEGIN
+    )
+
+
+def last_measurements(root: Path, change: str) -> tuple[dict[str, Any], ...]:
+    """The analyses of `change`'s last run (none without a journal)."""
+    return measured(episode(read(path_of(root, change))))

@@ -22,9 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gcmschange.apply import journal
 from gcmschange.approvals.statements import change_dir as approvals_dir
 from gcmschange.audit import trail
 from gcmschange.audit.archive import BundleReport, verify_bundle, write_bundle
+from gcmschange.errors import GcmsError
 from gcmschange.masking import mask_bytes, mask_data, secret_names, secret_values
 from gcmschange.model import ChangeRequest
 from gcmschange.notify.change_calendar import filed_change
@@ -235,6 +237,16 @@ def _summary(root: Path, change: ChangeRequest, extra: dict[str, Any]) -> bytes:
     )
 
 
+def _analysis(root: Path, change: ChangeRequest) -> dict[str, Any]:
+    """Each measurement of the last run's analysis (query, value, verdict, time): the reason
+    a wave went on or back, on the bundle's first page (issue 17). A journal that cannot be
+    read is said so; the bundle, which carries that journal as it is, is built all the same."""
+    try:
+        return {"analysis": list(journal.last_measurements(root, change.id))}
+    except GcmsError as exc:
+        return {"analysis": [], "analysis_unreadable": exc.message}
+
+
 def _collect(root: Path, change: ChangeRequest) -> tuple[dict[str, bytes], list[str]]:
     request = root / change.path if change.path else None
     files: dict[str, bytes] = {}
@@ -265,6 +277,7 @@ def build_bundle(root: Path, ref: str, out: Path) -> BundleResult:
         "truncated": truncated,
         "skipped": skipped,
         "limits": [FIELD_LIMIT, FILE_LIMIT],
+        **_analysis(root, change),
     }
     files["summary.json"] = mask_bytes(_summary(root, change, extra), secrets)
     digest = write_bundle(out, f"{TOP_PREFIX}{change.id}", files)

@@ -10,11 +10,12 @@ works on the small slice of its objects described by the protocols below, which 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from gcmschange.errors import ExternalError
+from gcmschange.textsafe import markdown_inline
 
 # GitLab refuses notes longer than 1,000,000 characters; keep room for the marker and footer.
 MAX_BODY = 999_000
@@ -64,6 +65,41 @@ def marker(change_id: str) -> str:
     # cannot close the HTML comment ("-->") and show what follows in the note.
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", change_id)
     return f"<!-- gcmschange:plan {safe} -->"
+
+
+def measurements_section(analyses: Sequence[Mapping[str, Any]]) -> str:
+    """The last run's analysis as Markdown, for the note under the plan: each measurement's
+    step, check, query, value, verdict and time; every field escaped as Markdown text (a
+    query holds `|`, `{` and quotes). Empty when nothing was measured."""
+    rows = [
+        (str(a.get("step", "")), m)
+        for a in analyses
+        for m in a.get("measurements") or ()
+        if isinstance(m, Mapping)
+    ]
+    if not rows:
+        return ""
+    md = markdown_inline
+    verdicts = ", ".join(f"{md(str(a.get('step')))} {md(str(a.get('verdict')))}" for a in analyses)
+    lines = [
+        "",
+        f"**Canary analysis of the last run:** {verdicts}",
+        "",
+        "| step | check | query | value | verdict | time |",
+        "|---|---|---|---:|---|---|",
+    ]
+    for step, m in rows:
+        value = m.get("value")
+        shown = (
+            "no data"
+            if value is None
+            else f"{value:.4g}"
+            if isinstance(value, float | int)
+            else "?"
+        )
+        cells = (step, m.get("check"), m.get("query"), shown, m.get("verdict"), m.get("time"))
+        lines.append("| " + " | ".join(md(str(c or "")) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def note_body(change_id: str, markdown: str) -> str:

@@ -93,6 +93,7 @@ def note_cmd(change: str, md_file: Path | None, verb_output: str | None) -> None
 
     Does nothing (exit 0, saying why) without a token or outside a merge-request pipeline.
     """
+    from gcmschange.apply import journal
     from gcmschange.plan import check, report
 
     ctx = app.get_context(verb_output)
@@ -108,6 +109,8 @@ def note_cmd(change: str, md_file: Path | None, verb_output: str | None) -> None
             raise UsageError(f"--file {md_file}: cannot read it ({exc.strerror})") from exc
     else:
         markdown = report.markdown(check.load_plan(ctx.repo, change))
+    measured = journal.last_measurements(ctx.repo, change)
+    markdown += mrnote.measurements_section(measured)
     result = mrnote.post_plan(target, change, markdown)
     where = f"{target.project}!{target.mr_iid}"
     trail.record(
@@ -120,6 +123,12 @@ def note_cmd(change: str, md_file: Path | None, verb_output: str | None) -> None
     )
     app.emit(
         ctx,
-        {"ok": True, **asdict(result), "merge_request": where},
-        f"plan note {result.action} on {where} (note {result.note_id})",
+        {
+            "ok": True,
+            **asdict(result),
+            "merge_request": where,
+            "measurements": sum(len(a["measurements"]) for a in measured),
+        },
+        f"plan note {result.action} on {where} (note {result.note_id})"
+        + (f", with the last run's {len(measured)} analysis step(s)" if measured else ""),
     )
