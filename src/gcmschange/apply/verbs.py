@@ -300,7 +300,33 @@ def _continue(run: rollout.Run, ep: journal.Episode) -> rollout.Outcome:
             return rollout.back(
                 run, f"resume: {', '.join(step.bad)} failed the check after the crash"
             )
+        why = _rejudge(run, unjudged(ep, started), step.verified)
+        if why:
+            return rollout.back(run, why)
     return rollout.forward(run, [w for w in plan if w not in started])
+
+
+def unjudged(ep: journal.Episode, started: Sequence[wv.Wave]) -> list[wv.Wave]:
+    """The started waves whose analysis never reached a verdict: the crash came before it
+    or during it (a wave analysis never ran, where analysis is off, costs nothing to redo)."""
+    return [w for w in started if ep.closed(Step.wave_pass(w.number).analysis) is None]
+
+
+def _rejudge(run: rollout.Run, waves: Sequence[wv.Wave], verified: Sequence[str]) -> str:
+    """Judge the hosts of `waves` the recheck verified by their metrics, as `forward` would
+    have after their checks (issue 17): files right is not service right. Why to go back,
+    or "" to go on."""
+    hosts = [h for w in waves for h in w.hosts if h in verified]
+    result = rollout.judged(run, Step(Stage.RESUME), hosts) if hosts else None
+    judge = run.job.judge
+    if result is None or judge is None or not judge.blocks(result.verdict):
+        return ""
+    policy = (
+        f" (policy: inconclusive {judge.inconclusive.value})"
+        if result.verdict is Verdict.INCONCLUSIVE
+        else ""
+    )
+    return f"resume: {result.summary()}{policy}"
 
 
 def rollback(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
