@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gcmschange.errors import InvalidInputError
 from gcmschange.execution import nodes
 from gcmschange.execution.nodes import ExecNode
 from gcmschange.execution.runner import HostStats, Progress, RunResult, RunSpec
 from gcmschange.render.configs import RenderedSet
-from gcmschange.rules.estate import Estate, Inventory
+from gcmschange.rules.estate import Estate, Inventory, load_estate, load_inventory
 
 STANDARD_PLAYBOOK = "configure"
 
@@ -140,3 +141,14 @@ def merge(first: RunResult, second: RunResult) -> RunResult:
         accelerated=first.accelerated and second.accelerated,
         notice=first.notice or second.notice,
     )
+
+
+def node_health(root: Path, environment: str) -> tuple[nodes.NodeHealth, ...]:
+    """Each execution node of `environment`: reachable, and its ansible-runner (none when
+    the environment has no inventory here or names no node)."""
+    try:
+        inventory = load_inventory(root, environment)
+    except InvalidInputError:
+        return ()
+    configured = load_estate(root).execution_nodes.get(environment, ())
+    return nodes.health_of(nodes.of_environment(configured, tuple(inventory.hosts.values())))

@@ -8,6 +8,7 @@ The exit code says what happened: 0 applied, 4 rolled back and verified, 5 rollb
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from gcmschange.apply import locks, rollout
 from gcmschange.apply import verbs as engine
 from gcmschange.cli import app
 from gcmschange.errors import ExitCode, GcmsError, UnreachableError
+from gcmschange.execution.nodes import NodeHealth
 
 
 class VerificationFailedError(GcmsError):
@@ -167,7 +169,25 @@ def status_cmd(change: str, remote: str, verb_output: str | None) -> None:
         lines.append(f"  locks: unknown ({remote} could not be reached)")
     elif found.locks:
         lines.append(f"  locks held: {', '.join(locks.name_of(r) for r in found.locks)}")
-    app.emit(ctx, {"ok": True, **asdict(found)}, "\n".join(lines))
+    health = _node_health(ctx.repo, change)
+    for node in health:
+        said = f"ansible-runner {node.version}" if node.reachable else f"UNREACHABLE: {node.detail}"
+        lines.append(f"  execution node {node.name}: {said}")
+    payload = {"ok": True, **asdict(found), "exec_nodes": [asdict(h) for h in health]}
+    app.emit(ctx, payload, "\n".join(lines))
+
+
+def _node_health(root: Path, change: str) -> tuple[NodeHealth, ...]:
+    """The execution nodes of the change's environment, asked now (none when the change
+    cannot be read: status still shows what the journal says)."""
+    from gcmschange.apply.push import node_health
+    from gcmschange.validate.load import load_change
+
+    try:
+        environment = load_change(root, change).environment
+    except GcmsError:
+        return ()
+    return node_health(root, environment)
 
 
 @app.root.command("locks", help=app.VERBS["locks"])

@@ -103,6 +103,20 @@ def _copy_content(content: Path, project: Path) -> None:
             shutil.copy2(entry, project / entry.name, follow_symlinks=False)
 
 
+def _inventory_in(stage: Path, inventory: Path, content: Path) -> Path:
+    """The inventory inside the payload: in the sealed tree's copy, or (a restore runs the
+    base's tree with the change's inventory) copied beside it."""
+    if inventory.resolve().is_relative_to(content.resolve()):
+        return stage.resolve() / "project" / _relative(inventory, content)
+    copy = stage.resolve() / "inventory"
+    if inventory.is_dir():
+        shutil.copytree(inventory, copy, symlinks=True)
+        return copy
+    copy.mkdir()
+    shutil.copy2(inventory, copy / inventory.name)
+    return copy / inventory.name
+
+
 def _relative(path: Path, root: Path) -> str:
     resolved, base = path.resolve(), root.resolve()
     if not resolved.is_relative_to(base):
@@ -129,7 +143,7 @@ def _transmit(spec: RunSpec, link: WorkerLink, ident: str, folder: Path) -> Path
                 playbook=_relative(spec.playbook, content),
                 # A path inside the private data dir: transmit makes it relative, the worker
                 # makes it its own (a string that is not a path would be taken for content).
-                inventory=str(stage.resolve() / "project" / _relative(spec.inventory, content)),
+                inventory=str(_inventory_in(stage, spec.inventory, content)),
                 ident=ident,
                 limit=",".join(spec.limit) if spec.limit else None,
                 cmdline=" ".join(cmdline),
