@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcmschange.lab import clientfiles, hostproc
+from gcmschange.execution import nodes
+from gcmschange.lab import clientfiles, fleet, hostproc
 from gcmschange.lab.layout import HostRecord, LabRecord, Layout
 from gcmschange.rules.estate import load_inventory
 
@@ -65,3 +66,26 @@ def test_ssh_config_checks_host_keys_strictly_and_reuses_connections(estate_repo
     ]
     assert all(k.split()[1] == "ssh-ed25519" for k in known)
     assert layout.authorized_keys.read_text() == layout.key.with_suffix(".pub").read_text()
+
+
+def test_exec_nodes_are_in_no_group_and_named_for_every_host(estate_repo: Path) -> None:
+    layout = Layout.of(estate_repo)
+    node = HostRecord("exec-node-1", "", 3, "10.77.9.14", exec_node=True)
+    record = LabRecord(layout.id, str(estate_repo), "netns", "10.77.9.0/24", (*HOSTS, node))
+    clientfiles.ensure_client_key(layout)
+    for host in record.hosts:
+        hostproc.host_key(hostproc.HostSpec(host.name, layout.host_dir(host.name), "", None))
+    clientfiles.write_all(layout, record)
+    try:
+        inventory = load_inventory(estate_repo, "lab")
+    finally:
+        clientfiles.remove(layout)
+        layout.control_dir.rmdir()
+    assert "exec-node-1" not in inventory.hosts  # never a target
+    found = nodes.of_environment((), tuple(inventory.hosts.values()))
+    assert [(n.name, n.ssh, n.work_dir) for n in found] == [
+        ("exec-node-1", "exec-node-1", clientfiles.EXEC_NODE_WORK_DIR)
+    ]
+    assert "Host portal-1 case-api-1 case-api-2 exec-node-1" in layout.ssh_config.read_text()
+    assert fleet.parse_latency("30ms") == 30
+    assert fleet.parse_latency("0.05s") == 50
