@@ -8,6 +8,7 @@ template has copied it into free text.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,11 @@ def _variants(secret: str) -> list[str]:
     # JSON writers escape quotes, backslashes and non-ASCII, so the escaped spelling of a
     # secret must be masked as well as the plain one.
     escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    # A template may hand a secret on encoded (b64encode, basic auth headers, Kubernetes
+    # secrets): its base64 spellings are masked too.
+    raw = secret.encode("utf-8")
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    escaped |= encoded | {e.rstrip("=") for e in encoded}
     return [secret, *sorted(escaped - {secret})]
 
 

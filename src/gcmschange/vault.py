@@ -44,6 +44,7 @@ MIN_MASKED = 4  # shorter plaintexts (a port, "yes") would mask every digit of e
 _ITERATIONS = 10000  # ansible-vault's, fixed by the format
 _revealed: set[str] = set()
 _opened: dict[str, str] = {}  # ciphertext -> plaintext: PBKDF2 costs milliseconds a value
+_repositories: set[Path] = set()  # checkouts whose files may never be the password
 _lock = threading.Lock()
 
 
@@ -90,9 +91,20 @@ def _repository_of(root: Path) -> Path:
     return next((p for p in (here, *here.parents) if (p / ".git").exists()), here)
 
 
+def guard_repository(root: Path) -> None:
+    """Refuse a password file inside `root`'s repository from now on, whatever root a later
+    call names (an exported base commit in /tmp has no .git to find the checkout by)."""
+    with _lock:
+        _repositories.add(_repository_of(root))
+
+
 def _password_from_file(path: Path, root: Path | None) -> bytes:
     real = path.expanduser().resolve()
-    if root is not None and real.is_relative_to(_repository_of(root)):
+    with _lock:
+        guarded = set(_repositories)
+    if root is not None:
+        guarded.add(_repository_of(root))
+    if any(real.is_relative_to(repository) for repository in guarded):
         raise UsageError(
             f"{path}: vault password file inside the repository: keep it outside, in a file "
             "only you can read, or pass it in GCMS_VAULT_PASSWORD"

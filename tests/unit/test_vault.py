@@ -15,7 +15,9 @@ from gcmschange import vault, yamlsafe
 from gcmschange.errors import InvalidInputError, UsageError
 from gcmschange.execution import runner
 from gcmschange.masking import MASK, mask_text
-from gcmschange.rules.estate import load_inventory
+from gcmschange.model import Host
+from gcmschange.render.configs import render_hosts
+from gcmschange.rules.estate import ConfigFile, Estate, Inventory, System, load_inventory
 from tests.conftest import VAULT_PASSWORD, vault_text, vault_yaml
 
 VAULT_PROGRAM = str(Path(sys.executable).parent / "ansible-vault")
@@ -124,3 +126,49 @@ def test_the_playbook_gets_no_credential_of_the_controller() -> None:
         }
     )
     assert blanked == {"GCMS_VAULT_PASSWORD": "", "CI_JOB_TOKEN": "", "GCMS_GITLAB_TOKEN": ""}
+
+
+def test_a_link_in_the_inventory_is_refused_before_ansible_follows_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside" / "all"
+    outside.mkdir(parents=True)
+    (outside / "config").write_text("stolen: from-outside-8\n", encoding="utf-8")
+    env = tmp_path / "repo" / "inventories" / "dev"
+    (env / "group_vars").mkdir(parents=True)
+    (env / "hosts.yml").write_text("all: {children: {portal: {hosts: {p1: {}}}}}\n")
+    (env / "group_vars" / "all").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidInputError, match="a link; an inventory holds regular files only"):
+        load_inventory(tmp_path / "repo", "dev")
+    cache = Path.home() / ".cache" / "gcmschange" / "inventory"
+    assert not any(b"from-outside-8" in p.read_bytes() for p in cache.glob("*.json"))
+
+
+def test_a_file_that_read_a_vault_value_is_secret_even_transformed(tmp_path: Path) -> None:
+    root = tmp_path
+    (root / "templates").mkdir()
+    (root / "templates" / "t.j2").write_text("rev={{ db_password | reverse | join }}\n")
+    (root / "templates" / "plain.j2").write_text("port={{ port }}\n")
+    host = Host(
+        "p1", "portal", {"db_password": yamlsafe.VaultText(vault_text("rev-9-x")), "port": 1}
+    )
+    inventory = Inventory("dev", root, {"p1": host}, {"portal": ("p1",)})
+    system = System(
+        "portal", "P", "P", "o", (), (ConfigFile("t.j2", "/a"), ConfigFile("plain.j2", "/b")), ()
+    )
+    estate = Estate(root, "", "", "", ("dev",), {"portal": system}, {})
+    files = {f.dest: f for f in render_hosts(estate, inventory, [host], {}).files}
+    assert files["/a"].content == "rev=x-9-ver\n" and files["/a"].secret
+    assert not files["/b"].secret
+
+
+def test_base64_spellings_are_masked_and_the_registered_repository_guards_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert mask_text("auth=cGFzcy13b3JkLTEw", ["pass-word-10"]) == f"auth={MASK}"
+    (tmp_path / ".git").mkdir()
+    inside = tmp_path / "pw.txt"
+    inside.write_text("x", encoding="utf-8")
+    vault.guard_repository(tmp_path)
+    monkeypatch.delenv("GCMS_VAULT_PASSWORD")
+    monkeypatch.setenv("GCMS_VAULT_PASSWORD_FILE", str(inside))
+    with pytest.raises(UsageError, match="inside the repository"):
+        vault.password(None)  # no root given: the checkout the CLI works on still counts

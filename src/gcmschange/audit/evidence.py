@@ -183,7 +183,13 @@ def _runner_artifact_kept(parts: tuple[str, ...]) -> bool:
     inside = parts[parts.index("artifacts") + 2 :]  # below artifacts/<ident>/
     if len(inside) == 1:
         return inside[0] in RUNNER_ARTIFACTS
-    return len(inside) == 2 and inside[0] == "job_events" and inside[1].endswith(".json")
+    # An event's `-partial.json` is ansible-runner's unmasked draft: only finished events.
+    return (
+        len(inside) == 2
+        and inside[0] == "job_events"
+        and inside[1].endswith(".json")
+        and not inside[1].endswith("-partial.json")
+    )
 
 
 def _timings(change: ChangeRequest, events: list[trail.AuditEvent]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from gcmschange import __version__, textsafe
+from gcmschange import __version__, textsafe, vault
 from gcmschange.apply.locks import DEFAULT_REMOTE
 from gcmschange.errors import CancelledError, ExitCode, GcmsError, NotAvailableError, Problem
 from gcmschange.execution import accel
@@ -40,7 +40,9 @@ class Context:
 
     @property
     def repo(self) -> Path:
-        return find_root(self.repo_arg or Path.cwd())
+        root = find_root(self.repo_arg or Path.cwd())
+        vault.guard_repository(root)  # the branch's files are never the vault password
+        return root
 
 
 def output_option(func: F) -> F:

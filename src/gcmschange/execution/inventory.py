@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,23 @@ from gcmschange.errors import ExternalError, InvalidInputError
 from gcmschange.yamlsafe import VaultText
 
 _memo: dict[str, dict[str, Any]] = {}
+_PLUGINS = {
+    "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
+    "ANSIBLE_VARS_ENABLED": "host_group_vars",
+}
+
+
+def _ansible_version() -> str:
+    # Read from the installed metadata: ansible-core itself is never imported here.
+    try:
+        return metadata.version("ansible-core")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# Part of every cache key: another ansible-core or other plugins may read the same bytes
+# differently, and a view cached under other rules must not be served.
+VIEW_VERSION = f"gcms-inventory-view-2\0{_ansible_version()}\0{sorted(_PLUGINS.items())}\0"
 
 
 @dataclass(frozen=True)
@@ -64,8 +82,7 @@ def _environment(work: Path) -> dict[str, str]:
     return env | {
         "HOME": str(work),
         "ANSIBLE_CONFIG": str(empty),
-        "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
-        "ANSIBLE_VARS_ENABLED": "host_group_vars",
+        **_PLUGINS,
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
         # A file no data plugin reads (a script, a plugin config) is refused, not skipped: the
         # apply's Ansible might run it.

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -423,11 +424,40 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     """Run one playbook through ansible-runner and return what happened, secrets masked."""
-    with vault.password_file(spec.content) as password_file:
-        return _run(spec, progress, password_file)
+    with vault.password_file(spec.content) as password_file, _artifact_folder(spec) as folder:
+        return _run(spec, progress, password_file, folder)
 
 
-def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -> RunResult:
+@contextmanager
+def _artifact_folder(spec: RunSpec) -> Iterator[Path]:
+    """Where ansible-runner writes the run's artifacts. With secrets in play, memory-backed
+    storage outside the run folder: its callback writes each event whole (`*-partial.json`)
+    before the event handler can mask it, and ends its output files as it pleases. What is
+    kept is masked there first, then moved into the run folder, whatever way the run ended."""
+    final = spec.work_dir / "artifacts"
+    secrets = run_secrets(spec)
+    if not secrets:
+        yield final
+        return
+    shm = Path("/dev/shm")
+    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix="gcms-artifacts-", dir=base))
+    try:
+        yield folder
+    finally:
+        for partial in folder.rglob("*-partial.json"):
+            partial.unlink(missing_ok=True)
+        drop_environment(folder)
+        mask_tree(folder, secrets)
+        final.mkdir(parents=True, exist_ok=True)
+        for entry in folder.iterdir():
+            shutil.move(str(entry), final / entry.name)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(
+    spec: RunSpec, progress: Progress | None, password_file: Path | None, artifacts: Path
+) -> RunResult:
     import ansible_runner  # the only import of it in the package
 
     if spec.work_dir.exists() and any(spec.work_dir.iterdir()):
@@ -452,6 +482,7 @@ def _run(spec: RunSpec, progress: Progress | None, password_file: Path | None) -
     with _own_signals() as signalled:
         result = ansible_runner.run(
             private_data_dir=str(spec.work_dir),
+            artifact_dir=str(artifacts),
             playbook=str(spec.playbook.resolve()),
             inventory=str(spec.inventory.resolve()),
             limit=",".join(spec.limit) if spec.limit else None,

@@ -158,6 +158,26 @@ class Renderer:
             lstrip_blocks=True,
         )
         self._cache: dict[str, jinja2.Template] = {}
+        self._names: dict[str, frozenset[str] | None] = {}
+
+    def names_used(self, name: str) -> frozenset[str] | None:
+        """The variables template `name` and the templates it includes read; None when it
+        includes one chosen at render time (then it may read anything)."""
+        if name not in self._names:
+            files = template_files(self.templates_dir, [name])
+            every = {p for p in self.templates_dir.rglob("*") if p.is_file()}
+            if len(files) > 1 and set(files) == every:
+                self._names[name] = None  # template_files gave up: a dynamic include
+                return None
+            found: set[str] = set()
+            for path in files:
+                try:
+                    ast = self.env.parse(path.read_text(encoding="utf-8"))
+                except (jinja2.TemplateSyntaxError, UnicodeDecodeError):
+                    continue  # rendering reports it, with its position
+                found |= jinja2.meta.find_undeclared_variables(ast)
+            self._names[name] = frozenset(found)
+        return self._names[name]
 
     def template(self, name: str) -> jinja2.Template:
         cached = self._cache.get(name)
@@ -246,6 +266,16 @@ def template_files(templates_dir: Path, names: Sequence[str]) -> tuple[Path, ...
     return tuple(sorted(templates_dir / n for n in seen))
 
 
+def _vaulted(value: Any) -> bool:
+    if isinstance(value, vault.VaultText):
+        return True
+    if isinstance(value, Mapping):
+        return any(_vaulted(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_vaulted(v) for v in value)
+    return False
+
+
 def shared_context(inventory: Inventory) -> dict[str, Any]:
     """What every host's template sees alike; built once per rendering, not once per host."""
     return {
@@ -287,16 +317,25 @@ def render_hosts(
         if hit is not None:
             return hit
     shared = shared_context(inventory)
+    vault_anywhere = any(_vaulted(h.vars) for h in inventory.hosts.values())
     files: list[RenderedFile] = []
     for host in hosts:
         system = estate.systems.get(host.system)
         if system is None:
             continue
         context = host_context(host, inventory, variables, shared)
+        tainted = {k for k, v in {**host.vars, **variables}.items() if _vaulted(v)}
+        if vault_anywhere:
+            tainted.add("hostvars")
         for config in system.configs:
             check_destination(host.name, config.dest)
             content = renderer.render(config.template, context, host.name)
-            secret = vault.holds_secret(content)
+            used = renderer.names_used(config.template)
+            # A file that read a vault value holds a secret, even transformed (reversed, cut,
+            # encoded) where no text search would find it.
+            secret = vault.holds_secret(content) or bool(
+                tainted and (used is None or not tainted.isdisjoint(used))
+            )
             files.append(RenderedFile(host.name, config.dest, config.template, content, secret))
     rendered = RenderedSet(inventory.environment, tuple(files))
     if cache is not None and not rendered.has_secrets:  # a vault value never goes to disk

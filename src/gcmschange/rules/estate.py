@@ -7,6 +7,7 @@ through the hardened loader, so both tools see the same hosts, groups and variab
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -236,14 +237,30 @@ def borrow_inventory(source_root: Path, tree: Path, environment: str) -> None:
         shutil.copy2(path, target)
 
 
+def _files_under(env_dir: Path) -> list[Path]:
+    """Every file below `env_dir`, not following links: a link anywhere (to a file or to a
+    folder, inside or outside the repository) is refused, because Ansible would follow it
+    and read what the hardened reader never saw."""
+    if env_dir.is_symlink():
+        raise InvalidInputError(f"{env_dir}: a link; an inventory holds regular files only")
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(env_dir, followlinks=False):
+        for name in (*dirs, *files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise InvalidInputError(f"{path}: a link; an inventory holds regular files only")
+        found += [Path(folder) / name for name in files]
+    return sorted(found)
+
+
 def _guard(root: Path, env_dir: Path) -> tuple[str, bool]:
     """Read every file Ansible will read there through the hardened reader (regular files
-    inside the repository, size-capped, YAML without aliases or unknown tags), open the
-    whole-file vaults so their values are masked, and return the hash of all these bytes
-    and whether a whole-file vault was among them."""
-    digest = hashlib.sha256()
+    inside the repository, no links, size-capped, YAML without aliases or unknown tags),
+    open the whole-file vaults so their values are masked, and return the hash of all these
+    bytes and whether a whole-file vault was among them."""
+    digest = hashlib.sha256(ansible_inventory.VIEW_VERSION.encode())
     encrypted = False
-    for path in sorted(p for p in env_dir.rglob("*") if not p.is_dir()):
+    for path in _files_under(env_dir):
         rel = path.relative_to(env_dir)
         if any(part.startswith(".") for part in rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
