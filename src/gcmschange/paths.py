@@ -6,9 +6,28 @@ outbox; approvals are the exception: they live under `approvals/` and are commit
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 STATE_DIR = ".gcmschange"
+MEMORY = Path("/dev/shm")
+
+
+@contextmanager
+def memory_folder(prefix: str) -> Iterator[Path]:
+    """A folder only this user can use, in memory-backed storage where the machine has some,
+    removed with all it holds when the block ends: for what must never reach a disk (a vault
+    password, a file holding a decrypted value, a run package that carries either)."""
+    base = str(MEMORY) if MEMORY.is_dir() and os.access(MEMORY, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))  # mode 0700
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def state_dir(root: Path) -> Path:

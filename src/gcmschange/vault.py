@@ -22,8 +22,6 @@ from __future__ import annotations
 import binascii
 import hmac
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +31,7 @@ from typing import Any
 
 from gcmschange import proc
 from gcmschange.errors import InvalidInputError, UsageError
+from gcmschange.paths import memory_folder
 from gcmschange.yamlsafe import VaultText
 
 __all__ = ["VaultText", "decrypt", "is_vaulted", "password", "password_file", "reveal", "revealed"]
@@ -140,17 +139,12 @@ def password_file(root: Path | None = None) -> Iterator[Path | None]:
     if secret is None:
         yield None
         return
-    shm = Path("/dev/shm")
-    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="gcms-vault-", dir=base))
-    try:
+    with memory_folder("gcms-vault-") as folder:
         path = folder / "password"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(secret)
         yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _parts(vaulttext: str, where: str) -> tuple[bytes, bytes, bytes]:

@@ -10,9 +10,6 @@ that are data (`!unsafe`), never templates; both runs' results count as one.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +19,7 @@ from gcmschange.errors import InvalidInputError
 from gcmschange.execution import nodes
 from gcmschange.execution.nodes import ExecNode
 from gcmschange.execution.runner import HostStats, Progress, RunResult, RunSpec
+from gcmschange.paths import memory_folder
 from gcmschange.render.configs import RenderedSet
 from gcmschange.rules.estate import Estate, Inventory, load_estate, load_inventory
 
@@ -107,13 +105,8 @@ def _rendered_folder(work_dir: Path, *, secret: bool) -> Iterator[Path]:
     if not secret:
         yield work_dir / "rendered"
         return
-    shm = Path("/dev/shm")
-    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="gcms-rendered-", dir=base))
-    try:
+    with memory_folder("gcms-rendered-") as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def merge(first: RunResult, second: RunResult) -> RunResult:

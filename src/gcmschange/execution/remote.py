@@ -12,9 +12,7 @@ hosts that did not finish are counted unreachable, which the wave's threshold th
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -42,7 +40,7 @@ from gcmschange.execution.runner import (
     run_secrets,
     with_files,
 )
-from gcmschange.paths import STATE_DIR
+from gcmschange.paths import STATE_DIR, memory_folder
 
 WORKER_WAIT_S = 30.0  # after the stream ended, for ssh and the worker to exit
 
@@ -55,11 +53,6 @@ class WorkerLink:
     argv: tuple[str, ...]  # the command whose stdin/stdout are the worker's (ssh NODE ...)
     work_dir: str  # the worker's private data dir on the node (the command creates it)
     control_dir: str  # on the node: ssh ControlPath sockets of its runs to the hosts
-
-
-def _shm_base() -> str | None:
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def _stage(spec: RunSpec, stage: Path, link: WorkerLink, password: Path | None) -> list[str]:
@@ -193,8 +186,7 @@ def run_remote(spec: RunSpec, link: WorkerLink, progress: Progress | None = None
     collector = Collector(spec, progress, local=False)
     status = _Status()
     started = time.monotonic()
-    folder = Path(tempfile.mkdtemp(prefix="gcms-transmit-", dir=_shm_base()))
-    try:
+    with memory_folder("gcms-transmit-") as folder:
         payload = _transmit(spec, link, ident, folder)
         worker = proc.pipe(link.argv, stderr_log=spec.work_dir / "worker.stderr")
         feeder = threading.Thread(target=_feed, args=(payload, worker.stdin), daemon=True)
@@ -211,8 +203,6 @@ def run_remote(spec: RunSpec, link: WorkerLink, progress: Progress | None = None
         )
         feeder.join(timeout=WORKER_WAIT_S)
         code = proc.finish(worker, WORKER_WAIT_S)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     duration = time.monotonic() - started
     artifacts = spec.work_dir / "artifacts"
     drop_environment(artifacts)

@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from gcmschange import vault
 from gcmschange.errors import CancelledError, ExternalError
 from gcmschange.execution import accel, ansiblecfg
 from gcmschange.masking import mask_data
+from gcmschange.paths import memory_folder
 from gcmschange.yamlsafe import VaultText
 
 MASK = "********"
@@ -439,20 +439,17 @@ def _artifact_folder(spec: RunSpec) -> Iterator[Path]:
     if not secrets:
         yield final
         return
-    shm = Path("/dev/shm")
-    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="gcms-artifacts-", dir=base))
-    try:
-        yield folder
-    finally:
-        for partial in folder.rglob("*-partial.json"):
-            partial.unlink(missing_ok=True)
-        drop_environment(folder)
-        mask_tree(folder, secrets)
-        final.mkdir(parents=True, exist_ok=True)
-        for entry in folder.iterdir():
-            shutil.move(str(entry), final / entry.name)
-        shutil.rmtree(folder, ignore_errors=True)
+    with memory_folder("gcms-artifacts-") as folder:
+        try:
+            yield folder
+        finally:
+            for partial in folder.rglob("*-partial.json"):
+                partial.unlink(missing_ok=True)
+            drop_environment(folder)
+            mask_tree(folder, secrets)
+            final.mkdir(parents=True, exist_ok=True)
+            for entry in folder.iterdir():
+                shutil.move(str(entry), final / entry.name)
 
 
 def _run(
