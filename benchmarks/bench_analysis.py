@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -52,23 +52,15 @@ def _serve(counts: loadgen.Counts) -> ThreadingHTTPServer:
     targets = sorted({(s, h) for s, h, _c in counts.codes})
     up = "".join(f'nginx_up{{system="{s}",host="{h}"}} 1\n' for s, h in targets)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            for system, host in targets:  # traffic grows between scrapes, so rate() is real
-                key = loadgen.Target(system, host, "127.0.0.1", 80, "/")
-                for _ in range(49):
-                    counts.add(key, "200", 0.004)
-                counts.add(key, "503", 0.002)
-            body = (counts.exposition() + up).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def page() -> str:
+        for system, host in targets:  # traffic grows between scrapes, so rate() is real
+            key = loadgen.Target(system, host, "127.0.0.1", 80, "/")
+            for _ in range(49):
+                counts.add(key, "200", 0.004)
+            counts.add(key, "503", 0.002)
+        return counts.exposition() + up
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = loadgen.metrics_server(("127.0.0.1", 0), page)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

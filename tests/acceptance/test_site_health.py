@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import yaml
 
 from gcmschange.analysis import prometheus
 from gcmschange.cli import main
-from gcmschange.lab import monitoring
+from gcmschange.lab import loadgen, monitoring
 from gcmschange.notify import notices
 from gcmschange.rules.estate import load_estate
 from gcmschange.statussite import monitored
@@ -176,19 +175,7 @@ def real_prometheus(tmp_path: Path) -> Iterator[Served]:
     # Like the lab's exporters: the metric has no labels; the scrape target gives them.
     page = Page("nginx_up 1\n")
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = page.text.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = loadgen.metrics_server(("127.0.0.1", 0), lambda: page.text)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     target = f"127.0.0.1:{server.server_address[1]}"
     settings: dict[str, object] = {

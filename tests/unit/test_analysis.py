@@ -10,7 +10,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from gcmschange.analysis.templates import (
     spec_for,
 )
 from gcmschange.errors import InvalidInputError
-from gcmschange.lab import monitoring
+from gcmschange.lab import loadgen, monitoring
 from gcmschange.model import ChangeRequest
 from gcmschange.resources import reference_estate
 from gcmschange.rules.policy import Inconclusive, from_document
@@ -284,19 +283,7 @@ def real_prometheus(tmp_path: Path) -> Iterator[RealPrometheus]:
         pytest.skip("needs Debian's prometheus (apt-get install prometheus)")
     exporter = Exporter('gcms_test_error_ratio{system="portal",host="portal-1"} 0.2\n')
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = exporter.text.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = loadgen.metrics_server(("127.0.0.1", 0), lambda: exporter.text)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     settings: dict[str, object] = {

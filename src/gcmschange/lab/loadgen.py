@@ -178,7 +178,7 @@ class LoadGenerator:
 
     def start(self) -> None:
         if self._metrics_at is not None:
-            self._server = _metrics_server(self._metrics_at, self.counts)
+            self._server = metrics_server(self._metrics_at, self.counts.exposition)
             self._spawn(self._server.serve_forever)
         for _ in range(WORKERS):
             self._spawn(self._worker)
@@ -235,10 +235,13 @@ class LoadGenerator:
             thread.join(timeout=TIMEOUT + 1)
 
 
-def _metrics_server(at: tuple[str, int], counts: Counts) -> ThreadingHTTPServer:
+def metrics_server(at: tuple[str, int], page: Callable[[], str]) -> ThreadingHTTPServer:
+    """An HTTP server (not yet serving) answering `/metrics` with `page()`, in Prometheus'
+    text format: the load generator's counts, and any page a test or benchmark scrapes."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = counts.exposition().encode() if self.path == "/metrics" else b"not found\n"
+            body = page().encode() if self.path == "/metrics" else b"not found\n"
             self.send_response(200 if self.path == "/metrics" else 404)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))
