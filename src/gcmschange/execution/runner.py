@@ -30,11 +30,10 @@ import yaml
 from gcmschange import vault
 from gcmschange.errors import CancelledError, ExternalError
 from gcmschange.execution import accel, ansiblecfg
-from gcmschange.masking import mask_data
+from gcmschange.masking import mask_data, mask_text
 from gcmschange.paths import memory_folder
 from gcmschange.yamlsafe import VaultText
 
-MASK = "********"
 LOCAL_CONTROL_DIR = "/tmp/gcmschange-cp"  # ssh ControlPath sockets of runs on this machine
 PID_FILE = "playbook.pid"  # in the work dir: the ansible-playbook a run started
 LEFTOVER_GRACE_S = 10.0
@@ -144,12 +143,6 @@ def extravars_text(extravars: Mapping[str, Any]) -> str:
     return yaml.dump(mark_unsafe(dict(extravars)), Dumper=_Dumper, sort_keys=True)
 
 
-def mask(text: str, secrets: Sequence[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
-
-
 def ansible_cfg(spec: RunSpec, content: Path | None, control_dir: str) -> str:
     defaults = {
         "forks": str(spec.forks),
@@ -214,7 +207,7 @@ def _diff_text(diff: Any, secrets: Sequence[str]) -> str:
                 tofile=str(part.get("after_header", "after")),
             )
         )
-    return mask("".join(out), secrets)
+    return mask_text("".join(out), secrets)
 
 
 def run_secrets(spec: RunSpec) -> tuple[str, ...]:
@@ -259,12 +252,14 @@ class Collector:
             if res.get("changed") and "results" not in res:
                 self._changed(host, task, res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failures.setdefault(host, mask(f"{task}: {failure_message(res)}", self.secrets))
+            self.failures.setdefault(
+                host, mask_text(f"{task}: {failure_message(res)}", self.secrets)
+            )
         elif kind == "runner_on_unreachable":
             if host not in self.unreachable:
                 self.unreachable.append(host)
             self.failures.setdefault(
-                host, mask(f"unreachable: {failure_message(res)}", self.secrets)
+                host, mask_text(f"unreachable: {failure_message(res)}", self.secrets)
             )
         if self.progress and host and kind.startswith("runner_on_"):
             self.progress(host, task, kind.removeprefix("runner_on_"))
@@ -323,7 +318,7 @@ def mask_tree(root: Path, secrets: Sequence[str]) -> None:
                 text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue
-            masked = mask(text, secrets)
+            masked = mask_text(text, secrets)
             if masked != text:
                 path.write_text(masked, encoding="utf-8")
 
