@@ -30,7 +30,7 @@ fi
 stamp=.venv/.gcms-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/dev.txt -nt "$stamp" ]; then
   echo "bootstrap: installing the locked dependencies into .venv" >&2
-  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
   # This machine's pip may name index folders that do not exist: keep that noise out of logs.
   .venv/bin/pip install -q --require-hashes -r requirements/dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
   .venv/bin/pip install -q --no-deps -e . 2>&1 | { grep -v '^WARNING: Location' || true; }

@@ -52,7 +52,7 @@ def start(root: Path, host: str, *, ready_timeout: float = fleet.READY_TIMEOUT) 
         pid = hostproc.spawn(spec)
         failed = hostproc.wait_ready({pid: spec}, ready_timeout)
         if failed:
-            hostproc.stop(hostproc.leftovers(spec.dir))
+            hostproc.sweep(spec.dir)
             hostproc.reap([pid])
             raise LabError(f"lab host {host} {failed[host]}")
         sshd = hostproc.sshd_of(pid)

@@ -203,7 +203,8 @@ def _teardown(layout: Layout) -> None:
     monitoring.stop_layout(layout)  # the lab's Prometheus runs on the controller, by PID
     _close_masters(layout)
     known = [hostproc.Pid(h.sshd_pid, h.sshd_start) for h in record.hosts] if record else []
-    hostproc.stop([*known, *hostproc.leftovers(layout.hosts_dir)])
+    hostproc.stop(known)
+    hostproc.sweep(layout.hosts_dir)
     hostproc.reap([h.unshare_pid for h in record.hosts] if record else [])
     if shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin"):
         netns.sweep(layout)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcmschange import proc
+from gcmschange.errors import LabError
 from gcmschange.lab import netns
 
 # host subdirectory -> the path it is mounted over inside the host
@@ -241,8 +242,14 @@ def reap(pids: Sequence[int], timeout: float = 5.0) -> None:
                 child.wait()
 
 
+# What a host's start runs, in order: `ip netns exec` (netns mode) execs unshare, which forks
+# the shell that mounts and execs sshd. A host caught halfway is any one of them.
+_HOST_STAGES = ("ip", "unshare", "sh", "sshd")
+
+
 def leftovers(hosts_dir: Path) -> list[Pid]:
-    """Processes of this lab no record knows about: its sshds and unshares, by command line."""
+    """Processes of this lab no record knows about, at any stage of a host's start, by
+    command line."""
     marker = f"{hosts_dir}/".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -252,9 +259,22 @@ def leftovers(hosts_dir: Path) -> list[Pid]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if marker in cmdline and _comm(int(entry.name)) in ("sshd", "unshare"):
+        if marker in cmdline and _comm(int(entry.name)) in _HOST_STAGES:
             found.append(Pid(int(entry.name), start_time(int(entry.name))))
     return found
+
+
+def sweep(hosts_dir: Path, timeout: float = 15.0) -> None:
+    """Stop every leftover of this lab until a scan finds none.
+
+    One scan is not enough when a host is still starting: an `ip` not yet exec'd into unshare,
+    or a shell whose unshare was killed before it armed --kill-child, moves on after the scan.
+    """
+    deadline = time.monotonic() + timeout
+    while found := leftovers(hosts_dir):
+        if time.monotonic() > deadline:
+            raise LabError(f"lab processes still running after {timeout:.0f}s: {found}")
+        stop(found, signal.SIGKILL, grace=1.0)
 
 
 def pss_kb(sshd: Pid) -> int:
