@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from gcmschange import lab
-from gcmschange.apply import journal, locks, push, road, verbs
+from gcmschange.apply import journal, locks, push, road, verbs, waves
 from gcmschange.approvals import sign
 from gcmschange.audit import trail
 from gcmschange.lab.layout import Layout
@@ -149,6 +149,32 @@ def test_chg_lab_0001_applied_in_waves_and_verified(fleet: Path) -> None:
     assert "Scheduled maintenance tonight" in banner.stdout
     assert trail.verify_chain(fleet).ok
     assert verbs.status(fleet, change).state == "applied"
+    entries = [json.loads(x) for x in journal.path_of(fleet, change).read_text().splitlines()]
+    began = {e["step"]: e["data"] for e in entries if e["status"] == "begin"}
+    # Every wave checked its hosts' files against the rendering, so the check-mode re-run
+    # went to one host per system only, the first each system had touched.
+    assert all(waves.MANAGED_CHECK in began[f"wave-{n}-verify"]["tests"] for n in (1, 2, 3))
+    assert began["idempotence"]["hosts"] == ["portal-1", "case-api-1"]
+
+
+def test_a_managed_file_rewritten_behind_the_push_fails_its_wave(fleet: Path) -> None:
+    """A second writer (here a hand edit right after the push, before the check) is caught by
+    the wave's own verification, not left for an advisory finding: the wave is rolled back."""
+    change = approved(fleet, "CHG-LAB-0001")
+    victim, page = "portal-2", "/opt/gcms/portal/index.html"
+
+    class Tamperer(Recorder):
+        def task(self, host: str, task: str, status: str) -> None:
+            super().task(host, task, status)
+            done = host == victim and task == "Nginx is running" and status in ("ok", "changed")
+            if done and not any(s.startswith("rolling back") for s in self.stages):
+                assert ssh(fleet, victim, f"echo '<!-- edited -->' >> {page}").returncode == 0
+
+    result = verbs.apply(fleet, change, verbs.Options(reporter=Tamperer()))
+    assert result.outcome == "rolled_back" and int(result.exit_code) == 4, result
+    assert "test_managed_files_are_the_approved_rendering" in result.steps[-1].failed[victim]
+    assert result.rollback is not None and victim in result.rollback.verified
+    assert "edited" not in ssh(fleet, victim, f"cat {page}").stdout
 
 
 def test_chg_lab_0003_stopped_at_the_canary_and_rolled_back(fleet: Path) -> None:

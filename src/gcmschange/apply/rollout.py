@@ -125,6 +125,7 @@ def new_job(
     accelerate: bool,
     *,
     judge: Judge | None = None,
+    idempotence: wv.Idempotence = wv.Idempotence.SAMPLE,
 ) -> wv.Job:
     loaded = prepared.loaded
     change = loaded.change
@@ -140,6 +141,7 @@ def new_job(
         reporter=reporter or wv.Silent(),
         accelerate=accelerate,
         judge=judge,
+        idempotence=idempotence,
     )
 
 
@@ -290,9 +292,14 @@ def forward(run: Run, plan: Sequence[wv.Wave]) -> Outcome:
 def _idempotence(run: Run) -> tuple[Finding, ...]:
     """A check-mode run of what was applied must change nothing; anything else is a finding."""
     job = run.job
-    hosts = list(run.touched)
-    job.reporter.stage(f"idempotence check: {', '.join(hosts)}")
-    job.journal.begin(Step(Stage.IDEMPOTENCE), hosts=hosts)
+    hosts = wv.idempotence_hosts(job, run.touched)
+    of = (
+        f" ({len(hosts)} of {len(run.touched)}: one per system)"
+        if job.idempotence is wv.Idempotence.SAMPLE
+        else ""
+    )
+    job.reporter.stage(f"idempotence check{of}: {', '.join(hosts)}")
+    job.journal.begin(Step(Stage.IDEMPOTENCE), hosts=hosts, mode=job.idempotence.value)
     folder = job.run_dir / "idempotence"
     loaded = job.prepared.loaded
     result = deploy_push(
@@ -319,7 +326,12 @@ def _idempotence(run: Run) -> tuple[Finding, ...]:
         outcome="findings" if findings else "ok",
         change=job.change_id,
         digest=job.prepared.digest,
-        details={"hosts": hosts, "findings": [asdict(f) for f in findings]},
+        details={
+            "hosts": hosts,
+            "mode": job.idempotence.value,
+            "touched": len(run.touched),
+            "findings": [asdict(f) for f in findings],
+        },
     )
     return findings
 

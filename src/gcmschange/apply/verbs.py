@@ -114,6 +114,7 @@ class Options:
     accelerate: bool = False
     now: datetime | None = None  # the clock, for the gate and the window
     trust_ref: str | None = None  # where the rules come from (default: rules.trusted.resolve)
+    idempotence: wv.Idempotence = wv.Idempotence.SAMPLE
 
 
 def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outcome:
@@ -135,7 +136,14 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     restore = rollout.restore_set(root, prepared.loaded, opts.base)
     with exclusive(root, change.id):
         _refuse_if_interrupted(root, change.id)
-        job = rollout.new_job(prepared, restore, opts.reporter, opts.accelerate, judge=judge)
+        job = rollout.new_job(
+            prepared,
+            restore,
+            opts.reporter,
+            opts.accelerate,
+            judge=judge,
+            idempotence=opts.idempotence,
+        )
         threshold = change.rollout.failure_threshold
         run = rollout.Run(job, locks.Store(root, opts.remote), {}, "apply", threshold, len(plan))
         run.emergency = checked.emergency_override
@@ -215,7 +223,14 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
     revision = opts.base or str(ep.start.get("base") or "") or None
     restore = rollout.restore_set(root, prepared.loaded, revision)
     judge = judge_for(root, prepared.loaded.content, change, _policy_in_force(root, change, opts))
-    job = rollout.new_job(prepared, restore, opts.reporter, opts.accelerate, judge=judge)
+    job = rollout.new_job(
+        prepared,
+        restore,
+        opts.reporter,
+        opts.accelerate,
+        judge=judge,
+        idempotence=opts.idempotence,
+    )
     threshold = int(ep.start.get("threshold", change.rollout.failure_threshold))
     plan = _plan_of(ep.start) or wv.plan(prepared.loaded.targets, change.rollout)
     run = rollout.Run(job, locks.Store(root, opts.remote), {}, kind, threshold, len(plan))
@@ -283,7 +298,7 @@ def _recheck(run: rollout.Run, cut: Sequence[wv.Wave]) -> wv.WaveResult:
             threshold=run.threshold,
             also_verify=run.touched,
         )
-    checked = wv.check(run.job, Step(Stage.RESUME), run.touched)
+    checked = wv.check(run.job, Step(Stage.RESUME), run.touched, run.job.prepared.rendered)
     failed = {h: "verification failed: " + ", ".join(t) for h, t in checked.failed.items()}
     verified = tuple(h for h in run.touched if h not in checked.failed)
     return wv.WaveResult(Step(Stage.RESUME), tuple(run.touched), failed, (), (), verified)

@@ -102,9 +102,10 @@ class ApplyFlags:
     trust_ref: str | None
     output: str | None
     base: str | None = None
+    idempotence: str = "sample"
 
 
-def apply_options(*, base: bool = True) -> Callable[[F], F]:
+def apply_options(*, base: bool = True, idempotence: bool = True) -> Callable[[F], F]:
     """The options every verb of the apply family takes, in one place and one order; the verb
     receives them as `flags: ApplyFlags`."""
 
@@ -117,6 +118,7 @@ def apply_options(*, base: bool = True) -> Callable[[F], F]:
                 trust_ref=kwargs.pop("trust_ref"),
                 output=kwargs.pop("verb_output"),
                 base=kwargs.pop("base", None),
+                idempotence=kwargs.pop("idempotence", "sample"),
             )
             return func(*args, flags=flags, **kwargs)
 
@@ -124,6 +126,16 @@ def apply_options(*, base: bool = True) -> Callable[[F], F]:
         if base:
             wrapped = click.option(
                 "--base", default=None, help="Revision whose estate is the previous config."
+            )(wrapped)
+        if idempotence:
+            wrapped = click.option(
+                "--idempotence",
+                type=click.Choice(["sample", "all"]),
+                default="sample",
+                show_default=True,
+                help="After the last wave, re-run the playbooks in check mode on one host per "
+                "system (sample) or on every touched host (all). Every host's files are "
+                "checked against the approved rendering at its wave either way.",
             )(wrapped)
         return cast(F, wrapped)
 

@@ -17,6 +17,7 @@ from rich.panel import Panel
 
 from gcmschange.apply import locks, rollout
 from gcmschange.apply import verbs as engine
+from gcmschange.apply.waves import Idempotence
 from gcmschange.cli import app
 from gcmschange.errors import ExitCode, GcmsError, UnreachableError
 from gcmschange.execution.nodes import NodeHealth
@@ -48,6 +49,7 @@ def _options(ctx: app.Context, flags: app.ApplyFlags) -> engine.Options:
         base=flags.base,
         accelerate=flags.accelerate,
         trust_ref=flags.trust_ref,
+        idempotence=Idempotence(flags.idempotence),
     )
 
 
@@ -135,7 +137,7 @@ def run_cmd(change: str, flags: app.ApplyFlags) -> int:
 
 @app.root.command("rollback", help=app.VERBS["rollback"])
 @click.argument("change")
-@app.apply_options()
+@app.apply_options(idempotence=False)
 def rollback_cmd(change: str, flags: app.ApplyFlags) -> int:
     ctx = app.get_context(flags.output)
     return _report(ctx, engine.rollback(ctx.repo, change, _options(ctx, flags)))

@@ -24,6 +24,7 @@ import pytest
 
 from gcmschange import proc
 from gcmschange.errors import ExternalError
+from gcmschange.execution import managed_check
 from gcmschange.rules.estate import Estate, Inventory
 
 SCOPE_ENV = "GCMS_VERIFY_SCOPE"
@@ -99,20 +100,30 @@ def run(
     out: Path,
     *,
     timeout: float = 600,
+    managed: Mapping[str, Mapping[str, str]] | None = None,
 ) -> VerifyResult:
-    """Run each test file on its hosts; a host fails when any of its tests fails or errors."""
-    hosts = tuple(dict.fromkeys(h for hs in by_test.values() for h in hs))
+    """Run each test file on its hosts; a host fails when any of its tests fails or errors.
+
+    `managed`: host -> {dest: SHA-256, or "" for a file holding a secret} of the rendered set
+    those hosts must now hold, checked by the built-in `managed_check` in the same session.
+    """
+    scoped = {str((root / t).resolve()): list(hs) for t, hs in by_test.items()}
+    expected = {h: dict(files) for h, files in (managed or {}).items() if files}
+    if expected:
+        scoped[str(Path(managed_check.__file__).resolve())] = list(expected)
+    hosts = tuple(dict.fromkeys(h for hs in scoped.values() for h in hs))
     out.mkdir(parents=True, exist_ok=True)
     if not hosts:
         return VerifyResult((), {}, 0, None)
     (out / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     scope_file = out / "scope.json"
-    files = [str((root / t).resolve()) for t in by_test]
-    scope_file.write_text(
-        json.dumps({str((root / t).resolve()): list(hs) for t, hs in by_test.items()}),
-        encoding="utf-8",
-    )
+    files = list(scoped)
+    scope_file.write_text(json.dumps(scoped), encoding="utf-8")
     env = {**os.environ, SCOPE_ENV: str(scope_file)}
+    if expected:
+        expected_file = out / "managed.json"
+        expected_file.write_text(json.dumps(expected, sort_keys=True), encoding="utf-8")
+        env[managed_check.EXPECTED_ENV] = str(expected_file)
     done = proc.run(
         _command(files, hosts, ssh_config, out), check=False, cwd=root, env=env, timeout=timeout
     )

@@ -30,7 +30,10 @@ from gcmschange.plan import code_source
 from gcmschange.rules.policy import load_policy
 from gcmschange.validate.load import load_change
 
-IDEMPOTENCE = "after apply, a check-mode run of this plan must report zero changes"
+IDEMPOTENCE = (
+    "at each wave, every host must hold exactly these files; after the last, a check-mode"
+    " re-run (one host per system; every host with --idempotence all) must change nothing"
+)
 STATUSES = ("changed", "unchanged", "unreachable", "failed")
 
 

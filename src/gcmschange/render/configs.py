@@ -70,6 +70,17 @@ class RenderedSet:
     def has_secrets(self) -> bool:
         return any(f.secret for f in self.files)
 
+    def expected(self, hosts: Sequence[str]) -> dict[str, dict[str, str]]:
+        """host -> {dest: SHA-256 of the bytes the host must now hold} for the managed-files
+        check; "" for a file holding a secret, which is only checked to exist."""
+        wanted = set(hosts)
+        out: dict[str, dict[str, str]] = {}
+        for f in self.files:
+            if f.host in wanted:
+                digest = "" if f.secret else hashlib.sha256(f.content.encode("utf-8")).hexdigest()
+                out.setdefault(f.host, {})[f.dest] = digest
+        return out
+
     def for_hosts(self, hosts: Sequence[str]) -> RenderedSet:
         wanted = set(hosts)
         return RenderedSet(self.environment, tuple(f for f in self.files if f.host in wanted))
