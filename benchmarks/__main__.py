@@ -39,7 +39,10 @@ CASES: dict[str, tuple[str, bool]] = {
     "apply": ("benchmarks.bench_apply", True),
     "fanout": ("benchmarks.bench_fanout", True),
     "scaling": ("benchmarks.bench_scaling", True),
+    # not in the default run: it needs a lab with nodes (--exec-nodes)
+    "nodes": ("benchmarks.bench_nodes", True),
 }
+DEFAULT = [name for name in CASES if name != "nodes"]
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -53,6 +56,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--e2e-repeats", type=int, default=1, help="end-to-end runs (default 1)")
     parser.add_argument("--hosts", type=int, default=20, help="lab hosts, even (default 20)")
+    parser.add_argument(
+        "--exec-nodes",
+        type=int,
+        default=0,
+        help="execution nodes in the lab (the nodes case needs them; default 0)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"default {RESULTS}")
     parser.add_argument("--keep", action="store_true", help="keep the lab's run folders")
     args = parser.parse_args(argv)
@@ -86,6 +95,7 @@ class Report:
             "lab_repeats": args.lab_repeats or args.repeats,
             "e2e_repeats": args.e2e_repeats,
             "lab_hosts": args.hosts,
+            "exec_nodes": args.exec_nodes,
         }
         self.results: list[dict[str, Any]] = []
         self.errors: dict[str, str] = {}
@@ -121,7 +131,7 @@ class Report:
 
 
 def run_all(args: argparse.Namespace, report: Report) -> None:
-    chosen = args.only or list(CASES)
+    chosen = args.only or DEFAULT
     runners = {name: _runner(CASES[name][0]) for name in chosen}
     for name, run in runners.items():
         if run is None:
@@ -132,7 +142,8 @@ def run_all(args: argparse.Namespace, report: Report) -> None:
     if not on_lab:
         return
     repeats = args.lab_repeats or args.repeats
-    with lab_fleet(LAB_SYSTEMS, args.hosts // len(LAB_SYSTEMS), keep=args.keep) as fleet:
+    per_system = args.hosts // len(LAB_SYSTEMS)
+    with lab_fleet(LAB_SYSTEMS, per_system, keep=args.keep, exec_nodes=args.exec_nodes) as fleet:
         for name, run in on_lab:
             report.collect(name, _bound(run, args.e2e_repeats if name == "e2e" else repeats, fleet))
 

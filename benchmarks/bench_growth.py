@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import bench_render, bench_validate
-from benchmarks.common import Row, format_table, median, row_from
+from benchmarks.common import Row, format_table, median, row_from, run_process
 from gcmschange.render.configs import Renderer, render_hosts
 from gcmschange.rules.estate import load_estate, load_inventory
 
@@ -46,6 +46,9 @@ def validate_rows(size: int, repeats: int) -> dict[str, Any]:
             run({"cpu": [], "wall": []})  # untimed: bytecode and page cache, as in case 1
         for _ in range(_repeats_for(size, repeats)):
             run(times)
+        # Memory from a run of its own, sampled: the timed runs carry no sampler.
+        args = [str(bench_validate.BIN / "gcmschange"), "validate", "--output", "json"]
+        peak = run_process([*args, "--no-cache"], cwd=root).tree_peak_mb
     cpu = median(times["cpu"])
     return Row(
         case=f"7. validate {size} changes (cold)",
@@ -58,6 +61,7 @@ def validate_rows(size: int, repeats: int) -> dict[str, Any]:
             "items": size,
             "per_item_us": round(cpu / size * 1e6, 1),
             "gcmschange_wall_s": round(median(times["wall"]), 3),
+            "peak_rss_mb": round(peak, 1),
         },
     ).as_dict()
 
@@ -79,10 +83,34 @@ def render_rows(size: int, repeats: int) -> dict[str, Any]:
         times = bench_render._alternate(
             {"gcmschange": ours, "peer": peer}, _repeats_for(size, repeats)
         )
+        peak = _render_peak_mb(root)
     row = bench_render._row(f"7. render {size} hosts", times, bench_render.MAX_RATIO)
+    row["peak_rss_mb"] = round(peak, 1)
     row["items"] = size
     row["per_item_us"] = round(row["gcmschange_s"] / size * 1e6, 1)
     return row
+
+
+_RENDER_ONCE = """
+import resource, sys
+from pathlib import Path
+from gcmschange.render.configs import render_hosts
+from gcmschange.rules.estate import load_estate, load_inventory
+root = Path(sys.argv[1])
+inventory = load_inventory(root, "lab")
+render_hosts(load_estate(root), inventory, tuple(inventory.hosts.values()),
+             {"nginx_worker_connections": 1024})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _render_peak_mb(root: Path) -> float:
+    """Peak memory of one rendering of the estate at `root`, in a fresh process of its own
+    (the kernel's count for that process alone: it exec'd, so none of this one's pages)."""
+    done = run_process([sys.executable, "-c", _RENDER_ONCE, str(root)], sample=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rendering in a child failed: {done.output[-500:]}")
+    return int(done.output.strip().splitlines()[-1]) / 1024
 
 
 def run(repeats: int = 3, sizes: Sequence[int] = SIZES) -> list[dict[str, Any]]:

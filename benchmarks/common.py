@@ -8,6 +8,7 @@ Ratio is always gcmschange / peer: below 1 gcmschange is faster.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import resource
@@ -59,6 +60,7 @@ class Row:
             "max_ratio": self.max_ratio,
             "met": self.met,
             "runs": {k: [round(v, 3) for v in vs] for k, vs in self.runs.items()},
+            "spread": {k: spread(vs) for k, vs in self.runs.items() if vs},
             **dict(self.extra),
         }
 
@@ -67,6 +69,16 @@ def median(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("median of no values")
     return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """min / median / max of one side's runs, as the JSON and the README quote them."""
+    return {
+        "min": round(min(values), 3),
+        "median": round(median(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+    }
 
 
 def ratio(ours: float, peer: float | None) -> float | None:
@@ -173,9 +185,18 @@ class _Sampler(threading.Thread):
 
 
 def run_process(
-    args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    sample: bool = True,
 ) -> ProcRun:
-    """Run a command to its end; its wall time, peak memory and (merged) output."""
+    """Run a command to its end; its wall time, peak memory and (merged) output.
+
+    `sample=False`: no memory sampler (peaks read 0). The sampler walks /proc 20 times a
+    second, about 11 ms of CPU a pass with 250 processes: a timed comparison runs both sides
+    without it, or both with it, never one side only.
+    """
     started = time.perf_counter()
     child = subprocess.Popen(
         list(args),
@@ -186,7 +207,8 @@ def run_process(
         text=True,
     )
     sampler = _Sampler(child.pid)
-    sampler.start()
+    if sample:
+        sampler.start()
     output = ""
     if child.stdout is not None:
         with child.stdout:
@@ -194,7 +216,8 @@ def run_process(
     child.wait()
     wall = time.perf_counter() - started
     sampler.stop.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     return ProcRun(child.returncode, wall, sampler.largest / 2**20, sampler.peak / 2**20, output)
 
 
@@ -243,7 +266,63 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "loadavg": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "versions": versions(),
     }
+
+
+# The packages either side of a case runs: gcmschange and every peer.
+_MEASURED = (
+    "gcmschange",
+    "ansible-core",
+    "ansible-runner",
+    "mitogen",
+    "pytest",
+    "pytest-testinfra",
+    "pytest-xdist",
+    "check-jsonschema",
+    "jsonschema",
+    "jsonschema-rs",
+    "Jinja2",
+    "MarkupSafe",
+    "PyYAML",
+    "ruamel.yaml",
+)
+
+
+def versions() -> dict[str, Any]:
+    """Each measured package's version (None: not installed), and which C extensions are in
+    use: libyaml under PyYAML, MarkupSafe's speedups, ruamel's C loader."""
+    from importlib import metadata
+
+    found: dict[str, Any] = {}
+    for name in _MEASURED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    found["c_extensions"] = _c_extensions()
+    found["openssh"] = _openssh()
+    return found
+
+
+def _c_extensions() -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    try:
+        import yaml
+
+        out["pyyaml_libyaml"] = bool(getattr(yaml, "__with_libyaml__", False))
+    except ImportError:
+        out["pyyaml_libyaml"] = False
+    out["markupsafe_speedups"] = importlib.util.find_spec("markupsafe._speedups") is not None
+    return out
+
+
+def _openssh() -> str:
+    try:
+        done = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stderr.strip()
 
 
 def _seconds(value: float | None) -> str:
@@ -301,6 +380,7 @@ def row_from(result: Mapping[str, Any]) -> Row:
 
 
 _ROW_KEYS = {
+    "spread",
     "case",
     "gcmschange_s",
     "peer",

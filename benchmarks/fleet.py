@@ -14,12 +14,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.common import run_process
 from gcmschange import lab
 from gcmschange.apply import push as deploy
 from gcmschange.execution.runner import RunResult
@@ -131,6 +133,26 @@ class Fleet:
         require_clean(result, label)
         return result
 
+    def push_process(self, label: str, *, accelerate: bool = False, nodes: int = 0) -> float:
+        """The same push as `push`, in a process of its own (`benchmarks.push_once`) timed
+        from outside like the peer's `ansible-playbook`; its wall time."""
+        folder = self.fresh_dir(label)
+        tree = self.flip().write(folder / "input")
+        args = [sys.executable, "-m", "benchmarks.push_once", str(self.root)]
+        args += [str(self.inventory.path), str(folder), str(tree)]
+        args += ["--accelerate"] if accelerate else []
+        args += ["--nodes", str(nodes)] if nodes else []
+        done = run_process(args, cwd=PROJECT, sample=False)
+        (folder / "output.log").write_text(done.output, encoding="utf-8")
+        lines = done.output.strip().splitlines()
+        summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+        if summary.get("status") == "canceled":
+            raise KeyboardInterrupt  # SIGINT/SIGTERM during the run: stop, bring the lab down
+        if done.returncode != 0 or set(summary.get("changed", ())) != set(self.hosts):
+            tail = " | ".join(lines[-3:])
+            raise BenchError(f"{label}: the push did not apply cleanly: {tail}")
+        return done.wall_s
+
 
 def require_clean(result: RunResult, label: str) -> None:
     if result.status == "canceled":
@@ -181,14 +203,16 @@ def render_both(root: Path, inventory: Inventory) -> dict[str, RenderedSet]:
 
 
 @contextmanager
-def lab_fleet(systems: Sequence[str], per_system: int, keep: bool = False) -> Iterator[Fleet]:
+def lab_fleet(
+    systems: Sequence[str], per_system: int, keep: bool = False, exec_nodes: int = 0
+) -> Iterator[Fleet]:
     """A fleet brought to the baseline (`info`) first; always brought down afterwards."""
     base = Path(tempfile.mkdtemp(prefix="gcms-bench-"))
     isolate(base / "home")
     root = copy_estate(base / "estate")
     fleet: Fleet | None = None
     try:
-        lab.up(root, systems, per_system)
+        lab.up(root, systems, per_system, exec_nodes=exec_nodes)
         inventory = load_inventory(root, "lab")
         sets = render_both(root, inventory)
         fleet = Fleet(root, base / "runs", inventory, tuple(inventory.hosts), sets)

@@ -64,6 +64,7 @@ def test_row_round_trips_through_its_dict() -> None:
     data = row.as_dict()
     assert data["ratio"] == pytest.approx(0.167, abs=1e-3)
     assert data["met"] is True
+    assert data["spread"] == {"gcmschange": {"min": 10.0, "median": 10.0, "max": 10.0, "n": 1}}
     again = row_from(data)
     assert again == row
 
