@@ -12,8 +12,11 @@ run (`--accelerate`) is a second row.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,17 +66,46 @@ def new_change(fleet: Fleet, number: int) -> str:
     return change_id
 
 
-def run_change(fleet: Fleet, number: int, accelerate: bool) -> dict[str, float]:
+def breakdown(journal: Path, started: float, ended: float) -> dict[str, float]:
+    """Seconds per stage of one run, from its journal: before the run's first entry (validate,
+    render, seal, plan: check + diff on every target), each journaled step begin -> done (the
+    waves' pushes and verifications, the idempotence check, notices, locks), and after its
+    last entry (the final verification of every target)."""
+    entries = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    times = [
+        (e["step"], e["status"], datetime.fromisoformat(e["time"]).timestamp()) for e in entries
+    ]
+    out: dict[str, float] = {"validate, render, seal, plan": round(times[0][2] - started, 2)}
+    opened: dict[str, float] = {}
+    for step, status, at in times:
+        if status == "begin":
+            opened[step] = at
+        elif step in opened:
+            out[step] = round(out.get(step, 0.0) + at - opened.pop(step), 2)
+    out["final verification, exit"] = round(ended - times[-1][2], 2)
+    return out
+
+
+def run_change(fleet: Fleet, number: int, accelerate: bool) -> dict[str, Any]:
     change_id = new_change(fleet, number)
     args = [sys.executable, "-m", "gcmschange", "--repo", str(fleet.root)]
     args += ["run", change_id, *(["--accelerate"] if accelerate else [])]
+    started = time.time()
     done = run_process(args, cwd=fleet.root)
+    ended = time.time()
     log = fleet.fresh_dir(f"e2e-{change_id}") / "output.log"
     log.write_text(done.output, encoding="utf-8")
     if done.returncode != 0:
         tail = " | ".join(done.output.strip().splitlines()[-3:])
         raise BenchError(f"gcmschange run {change_id} failed (exit {done.returncode}): {tail}")
-    return {"wall_s": done.wall_s, "max_rss_mb": done.max_rss_mb, "tree_mb": done.tree_peak_mb}
+    journal = fleet.root / ".gcmschange" / "changes" / change_id / "journal.jsonl"
+    return {
+        "wall_s": done.wall_s,
+        "max_rss_mb": done.max_rss_mb,
+        "tree_mb": done.tree_peak_mb,
+        "stages_s": breakdown(journal, started, ended),
+        "ansible_runs": len(list(journal.parent.glob("**/artifacts/*/status"))),
+    }
 
 
 def run(
@@ -93,6 +125,8 @@ def run(
                 "hosts": len(fleet.hosts),
                 "peak_rss_mb_largest_process": round(max(s["max_rss_mb"] for s in samples), 1),
                 "peak_rss_mb_process_tree": round(max(s["tree_mb"] for s in samples), 1),
+                "stages_s": [s["stages_s"] for s in samples],
+                "ansible_runs": [s["ansible_runs"] for s in samples],
             },
         )
         rows.append(row.as_dict())
