@@ -9,7 +9,9 @@ which the lab inventory names in `gcms_execution_nodes`.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from gcmschange.apply import locks, verbs
 from gcmschange.apply.converge import converge
 from gcmschange.audit import trail
 from gcmschange.execution import nodes
+from gcmschange.lab.layout import Layout
 from tests.conftest import copy_estate
 from tests.lab.conftest import _isolated_env, give_origin_and_keys, require_lab, ssh
 from tests.lab.test_apply import Recorder, approved
@@ -64,8 +67,20 @@ def _shares(root: Path, change: str, folder: str) -> set[str]:
     return {p.name.removeprefix("node-") for p in found if p.parent.parent.name == folder}
 
 
+def _accepted_from(root: Path, host: str) -> list[str]:
+    """The address of every ssh connection the host's sshd has accepted, oldest first."""
+    log = (Layout.of(root).host_dir(host) / "sshd.log").read_text(errors="replace")
+    return re.findall(r"Accepted publickey for root from (\S+)", log)
+
+
 def test_applied_through_two_nodes_and_verified(fleet: Path) -> None:
     assert [h.reachable for h in nodes.health_of(lab.exec_nodes(fleet))] == [True, True]
+    state = lab.status(fleet)
+    via_nodes = {h.address for h in state.hosts if h.exec_node}
+    targets = [h.name for h in state.hosts if not h.exec_node]
+    for socket in Layout.of(fleet).control_dir.glob("*"):  # no direct master to reuse
+        subprocess.run(["ssh", "-S", str(socket), "-O", "exit", "lab"], check=False, timeout=10)
+    seen_before = {h: len(_accepted_from(fleet, h)) for h in targets}
     change = approved(fleet, "CHG-LAB-0001")
     seen = Recorder()
     result = verbs.apply(fleet, change, verbs.Options(reporter=seen))
@@ -76,6 +91,12 @@ def test_applied_through_two_nodes_and_verified(fleet: Path) -> None:
     assert ("portal-2", "Rendered files are in place", "ok") in seen.tasks  # events came back
     assert result.findings == ()  # idempotence, through the nodes too
     assert verbs.verify_change(fleet, change).ok
+    if state.mode == "netns":  # only there does a connection say where it came from
+        # Playbooks and checks alike reached every host from a node, never from here: as
+        # where the controller cannot reach the hosts' zone at all.
+        for host in targets:
+            new = _accepted_from(fleet, host)[seen_before[host] :]
+            assert new and set(new) <= via_nodes, (host, new)
     assert "Scheduled maintenance tonight" in ssh(fleet, "portal-2", "curl -fsS 127.0.0.1/").stdout
     assert trail.verify_chain(fleet).ok
     # The controller ran no playbook of its own: every share went to a node.

@@ -4,13 +4,14 @@ round trip through a local "node" (a shell in place of ssh), whole and cut short
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from gcmschange.errors import InvalidInputError
-from gcmschange.execution import nodes
+from gcmschange.execution import nodes, verifier
 from gcmschange.execution.remote import WorkerLink, run_remote
 from gcmschange.execution.runner import RunSpec
 from gcmschange.model import Host
@@ -160,3 +161,39 @@ def test_a_node_lost_mid_stream_makes_its_hosts_unreachable(tmp_path: Path) -> N
     assert result.status == "failed"
     assert set(result.unreachable) == {"h1", "h2"}
     assert all("execution node local-node lost" in why for why in result.failures.values())
+
+
+def _resolved(config: Path, host: str) -> dict[str, str]:
+    """What ssh itself makes of `config` for `host` (`ssh -G`: nothing is connected)."""
+    done = subprocess.run(
+        ["ssh", "-G", "-F", str(config), host], capture_output=True, text=True, check=True
+    )
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+
+
+def test_checks_of_a_host_placed_on_a_node_go_through_it_and_others_do_not(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "ssh_config"
+    base.write_text(
+        "Host portal-1\n  HostName 10.9.9.11\n  ControlMaster auto\n"
+        "  ControlPath /elsewhere/%C\n  ControlPersist 60s\n"
+        "Host case-api-1\n  HostName 10.9.9.12\n"
+    )
+    node = nodes.ExecNode("exec-node-1", "exec-node-1", ssh_config=str(base))
+    config = tmp_path / "proxied"
+    config.write_text(verifier.proxied_config(base, {"portal-1": node}, tmp_path / "sockets"))
+    placed = _resolved(config, "portal-1")
+    assert placed["hostname"] == "10.9.9.11"  # still from the estate's own config
+    assert placed["proxycommand"].startswith(f"ssh -F {base} ")
+    assert placed["proxycommand"].endswith("-W %h:%p -- exec-node-1")
+    assert placed["controlpath"].startswith(str(tmp_path / "sockets"))  # not a direct master
+    assert placed["controlpersist"] == "5"
+    direct = _resolved(config, "case-api-1")
+    assert "proxycommand" not in direct and direct["hostname"] == "10.9.9.12"
+
+
+def test_a_host_name_ssh_config_would_read_as_a_pattern_is_refused(tmp_path: Path) -> None:
+    node = nodes.ExecNode("exec-node-1", "exec-node-1")
+    with pytest.raises(InvalidInputError, match="not a name ssh_config can match"):
+        verifier.proxied_config(None, {"portal-*": node}, tmp_path)

@@ -98,6 +98,15 @@ def placement_of(
     return nodes.place(found, targets, down)
 
 
+def reached_through(
+    estate: Estate, inventory: Inventory, hosts: Sequence[str]
+) -> dict[str, ExecNode]:
+    """The hosts of `hosts` that an execution node runs, each with its node: verification
+    reaches them through it, as their playbooks did."""
+    placed = placement_of(estate, inventory, hosts)
+    return {h: node for h, node in placed.items() if node is not None}
+
+
 @contextmanager
 def _rendered_folder(work_dir: Path, *, secret: bool) -> Iterator[Path]:
     """Where the rendered files wait for the playbook: in the run's folder, or, when one holds

@@ -30,6 +30,7 @@ from gcmschange.apply import journal, locks, road, rollout
 from gcmschange.apply import waves as wv
 from gcmschange.apply import window as windows
 from gcmschange.apply.journal import Stage, Step
+from gcmschange.apply.push import reached_through
 from gcmschange.approvals import gate
 from gcmschange.audit import trail
 from gcmschange.errors import (
@@ -359,7 +360,13 @@ def verify_change(root: Path, ref: str) -> verifier.VerifyResult:
     hosts = [h.name for h in loaded.targets]
     by_test = verifier.scope(loaded.estate, loaded.inventory, loaded.change.verification, hosts)
     out = change_dir(root, loaded.change.id) / f"verify-{rollout.run_id()}"
-    result = verifier.run(loaded.content, by_test, verifier.ssh_config_of(loaded.inventory), out)
+    result = verifier.run(
+        loaded.content,
+        by_test,
+        verifier.ssh_config_of(loaded.inventory),
+        out,
+        via=reached_through(loaded.estate, loaded.inventory, hosts),
+    )
     wv.scrub(out, secret_values(loaded.content, loaded.change))
     trail.record(
         root,

@@ -277,7 +277,12 @@ def check(
     folder = job.run_dir / step.folder / "verify"
     try:
         result = verifier.run(
-            job.prepared.loaded.content, by_test, job.ssh_config, folder, managed=managed
+            job.prepared.loaded.content,
+            by_test,
+            job.ssh_config,
+            folder,
+            managed=managed,
+            via=deploy.reached_through(loaded.estate, loaded.inventory, hosts),
         )
     except ExternalError as exc:
         # Hosts were changed and cannot be verified: that is a failed check, not "nothing

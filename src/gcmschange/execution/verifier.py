@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,14 @@ from pathlib import Path
 import pytest
 
 from gcmschange import proc
-from gcmschange.errors import ExternalError
+from gcmschange.errors import ExternalError, InvalidInputError
 from gcmschange.execution import managed_check
+from gcmschange.execution.nodes import ExecNode
 from gcmschange.rules.estate import Estate, Inventory
 
 SCOPE_ENV = "GCMS_VERIFY_SCOPE"
 _HOST_ID = re.compile(r"\[ssh://([^\]]+)\]$")
+_SSH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_WORKERS = 4
 
 
@@ -79,6 +82,33 @@ def ssh_config_of(inventory: Inventory) -> Path | None:
     return None
 
 
+def proxied_config(base: Path | None, via: Mapping[str, ExecNode], sockets: Path) -> str:
+    """An ssh_config that reaches each host of `via` through its node (`ssh -W`, so the node
+    needs no Python, only sshd forwarding), then everything else as `base` says.
+
+    ssh takes the first value it meets for each setting, so these come first. Each such host
+    gets connection sharing of its own (`sockets`): a master the controller already holds to
+    the same host (a direct one) would otherwise carry the checks past the node.
+    """
+    lines = []
+    for host, node in sorted(via.items()):
+        if not _SSH_NAME.fullmatch(host):
+            # A pattern character would make the block apply to other hosts too.
+            raise InvalidInputError(f"inventory: host {host!r}: not a name ssh_config can match")
+        config = ["-F", node.ssh_config] if node.ssh_config else []
+        proxy = ["ssh", *config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+        proxy += ["-W", "%h:%p", "--", node.ssh]
+        lines += [
+            f"Host {host}",
+            f"  ProxyCommand {' '.join(shlex.quote(a) if a != '%h:%p' else a for a in proxy)}",
+            f"  ControlPath {sockets}/%C",
+            "  ControlPersist 5s",  # the folder goes with the run; its masters soon after
+        ]
+    # Inside `Host *`, the include applies to every host, its own Host blocks included.
+    lines += ["Host *", f"  Include {base}" if base is not None else "  Include ~/.ssh/config"]
+    return "\n".join(lines) + "\n"
+
+
 def _command(
     files: Sequence[str], hosts: Sequence[str], ssh_config: Path | None, out: Path
 ) -> list[str]:
@@ -101,12 +131,20 @@ def run(
     *,
     timeout: float = 600,
     managed: Mapping[str, Mapping[str, str]] | None = None,
+    via: Mapping[str, ExecNode] | None = None,
 ) -> VerifyResult:
     """Run each test file on its hosts; a host fails when any of its tests fails or errors.
 
     `managed`: host -> {dest: SHA-256, or "" for a file holding a secret} of the rendered set
     those hosts must now hold, checked by the built-in `managed_check` in the same session.
+    `via`: host -> the execution node that reaches it; its checks go through that node.
     """
+    if via:
+        with tempfile.TemporaryDirectory(prefix="gcms-vp-", dir="/tmp") as sockets:
+            out.mkdir(parents=True, exist_ok=True)
+            proxied = out / "ssh_config"
+            proxied.write_text(proxied_config(ssh_config, via, Path(sockets)), encoding="utf-8")
+            return run(root, by_test, proxied, out, timeout=timeout, managed=managed)
     scoped = {str((root / t).resolve()): list(hs) for t, hs in by_test.items()}
     expected = {h: dict(files) for h, files in (managed or {}).items() if files}
     if expected:

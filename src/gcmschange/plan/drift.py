@@ -129,7 +129,8 @@ def _verify(
     systems = dict.fromkeys(inventory.hosts[h].system for h in hosts)
     tests = [t for s in systems if s in estate.systems for t in estate.systems[s].verify]
     by_test = verifier.scope(estate, inventory, tests, hosts)
-    result = verifier.run(root, by_test, verifier.ssh_config_of(inventory), out)
+    via = push.reached_through(estate, inventory, hosts)
+    result = verifier.run(root, by_test, verifier.ssh_config_of(inventory), out, via=via)
     return dict(result.failed)
 
 
