@@ -8,10 +8,13 @@ which the lab inventory names in `gcms_execution_nodes`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from gcmschange.execution import nodes
 from gcmschange.lab.layout import Layout
 from tests.conftest import copy_estate
 from tests.lab.conftest import _isolated_env, give_origin_and_keys, require_lab, ssh
-from tests.lab.test_apply import Recorder, approved
+from tests.lab.test_apply import CLI, Recorder, approved
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 NODES = ("exec-node-1", "exec-node-2")
@@ -133,3 +136,54 @@ def test_a_node_lost_mid_wave_is_contained_and_rolled_back(fleet: Path) -> None:
     assert locks.Store(fleet).list() == ()
     journal_text = json.dumps(verbs.status(fleet, change).hosts)
     assert "case-api-2" in journal_text
+
+
+def _node_playbooks(root: Path) -> list[int]:
+    """ansible-playbook processes running inside this lab's execution nodes (each node is a PID
+    namespace of its own, which this machine's /proc shows too)."""
+    spaces = set()
+    for host in lab.status(root).hosts:
+        if host.exec_node and host.pid is not None:
+            with contextlib.suppress(OSError):
+                spaces.add(Path(f"/proc/{host.pid}/ns/pid").readlink())
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if (
+                entry.name.isdigit()
+                and b"ansible-playbook" in (entry / "cmdline").read_bytes()
+                and (entry / "ns" / "pid").readlink() in spaces
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_stops_the_playbook_on_the_node_and_keeps_the_record(fleet: Path) -> None:
+    change = approved(fleet, "CHG-LAB-0001")
+    child = subprocess.Popen(
+        [*CLI, "--repo", str(fleet), "apply", change],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the SIGINT goes to it alone, as a terminal's would
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not _node_playbooks(fleet) and time.monotonic() < deadline:
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.1)
+        assert _node_playbooks(fleet), "no playbook ever ran on a node"
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err
+    assert "SIGINT received: the playbooks on exec-node-" in err, err
+    deadline = time.monotonic() + 15
+    while _node_playbooks(fleet) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _node_playbooks(fleet) == []  # stopped on the node, not left running there
+    assert verbs.status(fleet, change).state == "interrupted"
+    assert {h.name for h in locks.Store(fleet).list()} == {"lab/case_api", "lab/portal"}

@@ -17,15 +17,24 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gcmschange import proc
-from gcmschange.errors import ExternalError, InvalidInputError
-from gcmschange.execution.remote import WorkerLink, run_remote
-from gcmschange.execution.runner import HostStats, Progress, RunResult, RunSpec, run_playbook
+from gcmschange.errors import CancelledError, ExternalError, InvalidInputError
+from gcmschange.execution.remote import PID_MARK, WorkerLink, run_remote
+from gcmschange.execution.runner import (
+    HostStats,
+    Progress,
+    RunResult,
+    RunSpec,
+    own_signals,
+    run_playbook,
+)
 from gcmschange.model import Host
 
 INVENTORY_VAR = "gcms_execution_nodes"
@@ -159,10 +168,12 @@ def link(node: ExecNode, run_id: str) -> WorkerLink:
     path = f'PATH={shlex.quote(bin_dir)}:"$PATH" ' if bin_dir else ""
     command = (
         f"umask 077 && mkdir -p {shlex.quote(node.work_dir)} && "
+        f"echo {PID_MARK}$$ >&2 && "  # exec keeps the PID: a stop request can name the worker
         f"{path}exec {shlex.quote(runner)} worker "
         f"--private-data-dir {shlex.quote(folder)} --delete"
     )
-    return WorkerLink(node.name, tuple(ssh_argv(node, command)), folder, f"{node.work_dir}/cp")
+    argv = tuple(ssh_argv(node, command))
+    return WorkerLink(node.name, argv, folder, f"{node.work_dir}/cp", ssh=argv[:-1])
 
 
 def health(node: ExecNode) -> NodeHealth:
@@ -204,18 +215,30 @@ def run(
     if set(shares) <= {""}:
         return run_playbook(spec, progress)
     run_id = spec.work_dir.name + "-" + _token()
+    started = time.monotonic()
 
-    def one(key: str) -> RunResult:
-        hosts = tuple(shares[key])
-        folder = spec.work_dir / (f"node-{key}" if key else "controller")
-        share = replace(spec, limit=hosts, work_dir=folder, forks=max(5, min(50, len(hosts))))
-        if not key:
-            return run_playbook(share, progress)
-        return run_remote(share, link(by_name[key], run_id), progress)
+    # The shares run in threads, where no signal arrives: this (main) thread takes SIGINT
+    # and SIGTERM for all of them, and each share stops its own playbook, here or on a node.
+    with own_signals() as signalled:
 
-    spec.work_dir.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=len(shares)) as pool:
-        results = list(pool.map(one, sorted(shares)))
+        def one(key: str) -> RunResult:
+            hosts = tuple(shares[key])
+            folder = spec.work_dir / (f"node-{key}" if key else "controller")
+            share = replace(spec, limit=hosts, work_dir=folder, forks=max(5, min(50, len(hosts))))
+            if not key:
+                return run_playbook(share, progress, signalled)
+            return run_remote(share, link(by_name[key], run_id), progress, signalled)
+
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=len(shares)) as pool:
+            results = list(pool.map(one, sorted(shares)))
+        signum = signalled()
+    if signum is not None:
+        raise CancelledError(
+            f"{signal.Signals(signum).name} received: the playbooks on "
+            f"{', '.join(sorted(k or 'the controller' for k in shares))} were stopped after "
+            f"{time.monotonic() - started:.0f} s; what they did so far is recorded"
+        )
     return combine(results, spec)
 
 

@@ -12,7 +12,10 @@ hosts that did not finish are counted unreachable, which the wave's threshold th
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -31,6 +34,7 @@ from gcmschange.execution.runner import (
     Progress,
     RunResult,
     RunSpec,
+    Signalled,
     ansible_cfg,
     drop_environment,
     extravars_text,
@@ -53,6 +57,13 @@ class WorkerLink:
     argv: tuple[str, ...]  # the command whose stdin/stdout are the worker's (ssh NODE ...)
     work_dir: str  # the worker's private data dir on the node (the command creates it)
     control_dir: str  # on the node: ssh ControlPath sockets of its runs to the hosts
+    # ssh to the node, up to and including the destination, for a command of our own (the
+    # stop request); () when the worker is not behind ssh (a local stand-in in tests)
+    ssh: tuple[str, ...] = ()
+
+
+PID_MARK = "gcms-worker-pid "  # the node's shell says the worker's PID on stderr, then execs it
+CANCEL_GRACE_S = 20.0  # after the stop request, for the worker to stream its "canceled"
 
 
 def _stage(spec: RunSpec, stage: Path, link: WorkerLink, password: Path | None) -> list[str]:
@@ -175,8 +186,48 @@ class _Status:
             self.explanation = str(data["job_explanation"])
 
 
-def run_remote(spec: RunSpec, link: WorkerLink, progress: Progress | None = None) -> RunResult:
-    """Run `spec` on the execution node of `link`; the events come back to `progress`."""
+def _worker_pid(spec: RunSpec) -> int | None:
+    path = spec.work_dir / "worker.stderr"
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    for line in text.splitlines():
+        if line.startswith(PID_MARK) and line[len(PID_MARK) :].strip().isdigit():
+            return int(line[len(PID_MARK) :].strip())
+    return None
+
+
+def _stop_when_signalled(
+    signalled: Signalled,
+    ended: threading.Event,
+    worker: subprocess.Popen[bytes],
+    spec: RunSpec,
+    link: WorkerLink,
+) -> None:
+    """After SIGINT/SIGTERM here: SIGTERM to the worker on the node, which ansible-runner
+    takes as a cancel (it stops the playbook and its workers, then streams "canceled"); if
+    the stream has not ended within the grace, cut it from this side."""
+    while not ended.wait(0.2):
+        if signalled() is None:
+            continue
+        pid = _worker_pid(spec)
+        if link.ssh and pid is not None:
+            with suppress(ExternalError):
+                proc.run([*link.ssh, f"kill -TERM {pid}"], check=False, timeout=15)
+        elif pid is not None:
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        if not ended.wait(CANCEL_GRACE_S):
+            worker.kill()
+        return
+
+
+def run_remote(
+    spec: RunSpec,
+    link: WorkerLink,
+    progress: Progress | None = None,
+    signalled: Signalled | None = None,
+) -> RunResult:
+    """Run `spec` on the execution node of `link`; the events come back to `progress`.
+    `signalled`: the caller's record of SIGINT/SIGTERM; once set, the node is asked to stop."""
     import ansible_runner
 
     if spec.work_dir.exists() and any(spec.work_dir.iterdir()):
@@ -191,16 +242,23 @@ def run_remote(spec: RunSpec, link: WorkerLink, progress: Progress | None = None
         worker = proc.pipe(link.argv, stderr_log=spec.work_dir / "worker.stderr")
         feeder = threading.Thread(target=_feed, args=(payload, worker.stdin), daemon=True)
         feeder.start()
-        ansible_runner.run(
-            streamer="process",
-            _input=worker.stdout,
-            private_data_dir=str(spec.work_dir),
-            ident=ident,
-            event_handler=collector,
-            status_handler=status,
-            quiet=True,
-            cancel_callback=lambda: False,
-        )
+        ended = threading.Event()
+        if signalled is not None:
+            stopper = (signalled, ended, worker, spec, link)
+            threading.Thread(target=_stop_when_signalled, args=stopper, daemon=True).start()
+        try:
+            ansible_runner.run(
+                streamer="process",
+                _input=worker.stdout,
+                private_data_dir=str(spec.work_dir),
+                ident=ident,
+                event_handler=collector,
+                status_handler=status,
+                quiet=True,
+                cancel_callback=lambda: False,
+            )
+        finally:
+            ended.set()
         feeder.join(timeout=WORKER_WAIT_S)
         code = proc.finish(worker, WORKER_WAIT_S)
     duration = time.monotonic() - started
@@ -221,7 +279,8 @@ def run_remote(spec: RunSpec, link: WorkerLink, progress: Progress | None = None
 def _stderr_tail(spec: RunSpec) -> str:
     path = spec.work_dir / "worker.stderr"
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-    return failure_message(text) if text.strip() else ""
+    said = "\n".join(line for line in text.splitlines() if not line.startswith(PID_MARK))
+    return failure_message(said) if said.strip() else ""
 
 
 def _result(

@@ -324,7 +324,7 @@ def mask_tree(root: Path, secrets: Sequence[str]) -> None:
 
 
 @contextmanager
-def _own_signals() -> Iterator[Callable[[], int | None]]:
+def own_signals() -> Iterator[Callable[[], int | None]]:
     """Turn SIGINT/SIGTERM during a run into a cancel of that run, then give them back.
 
     ansible-runner's own handlers only set an anonymous flag and never restore ours, so after
@@ -417,10 +417,21 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(os.getpgid(pid), sig)
 
 
-def run_playbook(spec: RunSpec, progress: Progress | None = None) -> RunResult:
-    """Run one playbook through ansible-runner and return what happened, secrets masked."""
+Signalled = Callable[[], int | None]  # the signal that asked a run to stop, if one did
+
+
+def run_playbook(
+    spec: RunSpec, progress: Progress | None = None, signalled: Signalled | None = None
+) -> RunResult:
+    """Run one playbook through ansible-runner and return what happened, secrets masked.
+
+    `signalled`: the caller's own record of SIGINT/SIGTERM, when it runs this in a thread
+    (only the main thread can take the signals); by default the run takes them itself."""
     with vault.password_file(spec.content) as password_file, _artifact_folder(spec) as folder:
-        return _run(spec, progress, password_file, folder)
+        if signalled is not None:
+            return _run(spec, progress, password_file, folder, signalled)
+        with own_signals() as own:
+            return _run(spec, progress, password_file, folder, own)
 
 
 @contextmanager
@@ -448,7 +459,11 @@ def _artifact_folder(spec: RunSpec) -> Iterator[Path]:
 
 
 def _run(
-    spec: RunSpec, progress: Progress | None, password_file: Path | None, artifacts: Path
+    spec: RunSpec,
+    progress: Progress | None,
+    password_file: Path | None,
+    artifacts: Path,
+    signalled: Signalled,
 ) -> RunResult:
     import ansible_runner  # the only import of it in the package
 
@@ -471,29 +486,28 @@ def _run(
     accelerated = spec.accelerate and accel.available()
     collector = Collector(spec, progress)
     started = time.monotonic()
-    with _own_signals() as signalled:
-        result = ansible_runner.run(
-            private_data_dir=str(spec.work_dir),
-            artifact_dir=str(artifacts),
-            playbook=str(spec.playbook.resolve()),
-            inventory=str(spec.inventory.resolve()),
-            limit=",".join(spec.limit) if spec.limit else None,
-            cmdline=" ".join(cmdline),
-            envvars={
-                **blanked_credentials(os.environ),
-                "ANSIBLE_CONFIG": str(cfg),
-                "PATH": _path_with_ansible(),
-                # ansible-runner turns host key checking off unless told otherwise; the lab and
-                # every real estate check keys against known_hosts.
-                "ANSIBLE_HOST_KEY_CHECKING": "True",
-            },
-            forks=spec.forks,
-            quiet=True,
-            suppress_env_files=True,
-            event_handler=collector,
-            cancel_callback=_Canceller(spec.work_dir, signalled, LEFTOVER_GRACE_S),
-            timeout=3600,
-        )
+    result = ansible_runner.run(
+        private_data_dir=str(spec.work_dir),
+        artifact_dir=str(artifacts),
+        playbook=str(spec.playbook.resolve()),
+        inventory=str(spec.inventory.resolve()),
+        limit=",".join(spec.limit) if spec.limit else None,
+        cmdline=" ".join(cmdline),
+        envvars={
+            **blanked_credentials(os.environ),
+            "ANSIBLE_CONFIG": str(cfg),
+            "PATH": _path_with_ansible(),
+            # ansible-runner turns host key checking off unless told otherwise; the lab and
+            # every real estate check keys against known_hosts.
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+        },
+        forks=spec.forks,
+        quiet=True,
+        suppress_env_files=True,
+        event_handler=collector,
+        cancel_callback=_Canceller(spec.work_dir, signalled, LEFTOVER_GRACE_S),
+        timeout=3600,
+    )
     (spec.work_dir / PID_FILE).unlink(missing_ok=True)
     duration = time.monotonic() - started
     stats = result.stats or {}
