@@ -92,7 +92,7 @@ def render_rows(size: int, repeats: int) -> dict[str, Any]:
 
 
 _RENDER_ONCE = """
-import resource, sys
+import sys
 from pathlib import Path
 from gcmschange.render.configs import render_hosts
 from gcmschange.rules.estate import load_estate, load_inventory
@@ -100,13 +100,15 @@ root = Path(sys.argv[1])
 inventory = load_inventory(root, "lab")
 render_hosts(load_estate(root), inventory, tuple(inventory.hosts.values()),
              {"nginx_worker_connections": 1024})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+status = Path("/proc/self/status").read_text().splitlines()
+print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")))
 """
 
 
 def _render_peak_mb(root: Path) -> float:
-    """Peak memory of one rendering of the estate at `root`, in a fresh process of its own
-    (the kernel's count for that process alone: it exec'd, so none of this one's pages)."""
+    """Peak memory of one rendering of the estate at `root`, in a fresh process of its own:
+    its VmHWM, the high-water mark of its own address space. Not `ru_maxrss`, which Linux
+    keeps across exec: the child would start at this (large) benchmark process's size."""
     done = run_process([sys.executable, "-c", _RENDER_ONCE, str(root)], sample=False)
     if done.returncode != 0:
         raise RuntimeError(f"rendering in a child failed: {done.output[-500:]}")

@@ -53,6 +53,7 @@ class Listing:
 
     groups: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # name -> (hosts, children)
     hostvars: dict[str, dict[str, Any]]
+    vaulted: bool = False  # some host variable is an inline `!vault` value
 
     def members(self, group: str) -> tuple[str, ...]:
         """The hosts of `group` and of its child groups, in inventory order, once each."""
@@ -124,20 +125,23 @@ def _run(source: Path, password_file: Path | None) -> dict[str, Any]:
     return data
 
 
-def _values(value: Any) -> Any:
-    """Ansible's JSON spelling of an inline vault value back into a `VaultText`."""
+def _values(value: Any, found: list[VaultText]) -> Any:
+    """Ansible's JSON spelling of an inline vault value back into a `VaultText` (each one
+    also appended to `found`)."""
     if isinstance(value, dict):
         if set(value) == {"__ansible_vault"} and isinstance(value["__ansible_vault"], str):
-            return VaultText(value["__ansible_vault"])
-        return {str(k): _values(v) for k, v in value.items()}
+            found.append(VaultText(value["__ansible_vault"]))
+            return found[-1]
+        return {str(k): _values(v, found) for k, v in value.items()}
     if isinstance(value, list):
-        return [_values(v) for v in value]
+        return [_values(v, found) for v in value]
     return value
 
 
 def _listing(data: dict[str, Any]) -> Listing:
     meta = data.get("_meta") or {}
-    hostvars = {str(h): _values(v or {}) for h, v in (meta.get("hostvars") or {}).items()}
+    found: list[VaultText] = []
+    hostvars = {str(h): _values(v or {}, found) for h, v in (meta.get("hostvars") or {}).items()}
     groups: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for name, group in data.items():
         if name == "_meta" or not isinstance(group, dict):
@@ -147,7 +151,7 @@ def _listing(data: dict[str, Any]) -> Listing:
         groups[str(name)] = (hosts, children)
     for host in hostvars:
         hostvars.setdefault(host, {})
-    return Listing(groups, hostvars)
+    return Listing(groups, hostvars, vaulted=bool(found))
 
 
 def cache_folder() -> Path:

@@ -198,6 +198,15 @@ class Inventory:
     groups: dict[str, tuple[str, ...]]  # group -> host names (child groups' too), in order
     # SHA-256 of exactly the bytes Ansible reads (render cache key); "" for one built in memory.
     source_sha256: str = ""
+    # Whether some host variable is an inline `!vault` value, as the reader saw while
+    # converting them; None (one built in memory): look, when asked.
+    vaulted: bool | None = None
+
+    @property
+    def holds_vault(self) -> bool:
+        if self.vaulted is not None:
+            return self.vaulted
+        return any(vault_in(h.vars) for h in self.hosts.values())
 
     def hosts_of(self, systems: tuple[str, ...]) -> tuple[Host, ...]:
         names = [h for s in systems for h in self.groups.get(s, ())]
@@ -311,4 +320,15 @@ def load_inventory(root: Path, environment: str) -> Inventory:
         name: Host(name=name, system=system_of.get(name, ""), vars=hvars)
         for name, hvars in listing.hostvars.items()
     }
-    return Inventory(environment, env_dir, hosts, groups, key)
+    return Inventory(environment, env_dir, hosts, groups, key, vaulted=listing.vaulted)
+
+
+def vault_in(value: Any) -> bool:
+    """Whether `value` holds an inline vault value anywhere inside it."""
+    if isinstance(value, vault.VaultText):
+        return True
+    if isinstance(value, Mapping):
+        return any(vault_in(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(vault_in(v) for v in value)
+    return False
