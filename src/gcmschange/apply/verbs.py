@@ -137,14 +137,7 @@ def apply(root: Path, ref: str, options: Options | None = None) -> rollout.Outco
     restore = rollout.restore_set(root, prepared.loaded, opts.base)
     with exclusive(root, change.id):
         _refuse_if_interrupted(root, change.id)
-        job = rollout.new_job(
-            prepared,
-            restore,
-            opts.reporter,
-            opts.accelerate,
-            judge=judge,
-            idempotence=opts.idempotence,
-        )
+        job = _job(prepared, restore, opts, judge)
         threshold = change.rollout.failure_threshold
         run = rollout.Run(job, locks.Store(root, opts.remote), {}, "apply", threshold, len(plan))
         run.emergency = checked.emergency_override
@@ -215,6 +208,17 @@ def _policy_in_force(root: Path, change: ChangeRequest, opts: Options) -> Policy
         return load_policy(root)
 
 
+def _job(prepared: road.Prepared, restore: wv.Restore, opts: Options, judge: Judge) -> wv.Job:
+    return rollout.new_job(
+        prepared,
+        restore,
+        opts.reporter,
+        opts.accelerate,
+        judge=judge,
+        idempotence=opts.idempotence,
+    )
+
+
 def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run, journal.Episode]:
     """A run that carries on the journal's last episode, with the lock it held."""
     prepared = road.prepare(root, ref)
@@ -224,14 +228,7 @@ def _reopen(root: Path, ref: str, kind: str, opts: Options) -> tuple[rollout.Run
     revision = opts.base or str(ep.start.get("base") or "") or None
     restore = rollout.restore_set(root, prepared.loaded, revision)
     judge = judge_for(root, prepared.loaded.content, change, _policy_in_force(root, change, opts))
-    job = rollout.new_job(
-        prepared,
-        restore,
-        opts.reporter,
-        opts.accelerate,
-        judge=judge,
-        idempotence=opts.idempotence,
-    )
+    job = _job(prepared, restore, opts, judge)
     threshold = int(ep.start.get("threshold", change.rollout.failure_threshold))
     plan = _plan_of(ep.start) or wv.plan(prepared.loaded.targets, change.rollout)
     run = rollout.Run(job, locks.Store(root, opts.remote), {}, kind, threshold, len(plan))
