@@ -295,11 +295,15 @@ def host_context(
     inventory: Inventory,
     variables: Mapping[str, Any],
     shared: Mapping[str, Any] | None = None,
+    *,
+    sealed: bool = True,
 ) -> dict[str, Any]:
-    """What a template sees for one host: inventory vars, then the change's, then facts."""
+    """What a template sees for one host: inventory vars, then the change's, then facts.
+    `sealed=False`: the caller knows no vault value is among them, so none is looked for."""
+    opened = vault.opened if sealed else _as_is
     return {
-        **vault.opened(host.vars),
-        **vault.opened(variables),
+        **opened(host.vars),
+        **opened(variables),
         "inventory_hostname": host.name,
         "gcms_system": host.system,
         **(shared if shared is not None else shared_context(inventory)),
@@ -333,17 +337,9 @@ def render_hosts(
         system = estate.systems.get(host.system)
         if system is None:
             continue
+        context = host_context(host, inventory, variables, shared, sealed=not plain)
         tainted: set[str] = set()
-        if plain:
-            context = {
-                **host.vars,
-                **variables,
-                "inventory_hostname": host.name,
-                "gcms_system": host.system,
-                **shared,
-            }
-        else:
-            context = host_context(host, inventory, variables, shared)
+        if not plain:
             tainted = {k for k, v in {**host.vars, **variables}.items() if vault_in(v)}
             if vault_anywhere:
                 tainted.add("hostvars")
