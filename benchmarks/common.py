@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gcmschange import proc
+
 Action = Callable[[], object]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -138,24 +140,10 @@ class ProcRun:
     output: str
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text(encoding="ascii")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
 def tree_rss_bytes(pid: int) -> tuple[int, int]:
     """Resident memory of `pid` and all its descendants, read from /proc: (the sum over the
     tree, the largest single process)."""
-    tree = _children()
+    tree = proc.children()
     total, largest, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()

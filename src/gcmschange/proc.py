@@ -1,4 +1,4 @@
-"""The one place where gcmschange runs subprocesses.
+"""The one place where gcmschange runs subprocesses, and reads /proc about them.
 
 A failing command becomes an `ExternalError` that names the command, its exit code and
 what it printed, so no caller has to format that again.
@@ -6,6 +6,7 @@ what it printed, so no caller has to format that again.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -111,3 +112,84 @@ def finish(process: subprocess.Popen[bytes], timeout: float) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+# What /proc says of processes gcmschange started earlier, possibly from another process (a
+# killed run's playbook, a lab host). A PID alone can be reused; a PID with its start time
+# names one process.
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    state: str  # R, S, D, Z (zombie), X (dead), ...
+    parent: int
+    start: int  # clock ticks since boot
+
+    @property
+    def gone(self) -> bool:
+        """Exited, or a zombie waiting to be reaped: nothing left to stop."""
+        return self.state in ("Z", "X")
+
+
+def stat_of(pid: int) -> ProcStat | None:
+    """`/proc/PID/stat`, or None when no such process exists."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # Fields from the third on; the second (comm) is in parentheses and may hold spaces.
+    fields = text[text.rindex(")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return ProcStat(fields[0], int(fields[1]), int(fields[19]))
+
+
+def live_start(pid: int) -> int | None:
+    """When `pid` started, if it is still running (not gone, not a zombie)."""
+    stat = stat_of(pid)
+    return None if stat is None or stat.gone else stat.start
+
+
+def comm(pid: int) -> str:
+    """The process's short name ("" when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def pids() -> list[int]:
+    """Every PID in this PID namespace now."""
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
+def cmdline(pid: int) -> bytes:
+    """The process's arguments, NUL-separated (b"" when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def children() -> dict[int, list[int]]:
+    """Every process's children now, by parent PID."""
+    tree: dict[int, list[int]] = {}
+    for pid in pids():
+        stat = stat_of(pid)
+        if stat is not None:
+            tree.setdefault(stat.parent, []).append(pid)
+    return tree
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """Every process still running below `pid` now, each as (PID, start time)."""
+    tree = children()
+    found: list[tuple[int, int]] = []
+    todo = list(tree.get(pid, ()))
+    while todo:
+        current = todo.pop()
+        start = live_start(current)
+        if start is not None:
+            found.append((current, start))
+        todo.extend(tree.get(current, ()))
+    return found

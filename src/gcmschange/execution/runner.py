@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from gcmschange import vault
+from gcmschange import proc, vault
 from gcmschange.errors import CancelledError, ExternalError
 from gcmschange.execution import accel, ansiblecfg
 from gcmschange.masking import mask_data, mask_text
@@ -377,7 +377,7 @@ def stop_leftovers(folder: Path, grace_s: float = LEFTOVER_GRACE_S) -> tuple[int
         # Its workers and the modules they run, taken before it goes: once it is gone they
         # are orphans no one would wait for, and a module still running on a host is the
         # overlap this function exists to prevent.
-        tree = _descendants(pid)
+        tree = proc.descendants(pid)
         with suppress(ProcessLookupError, PermissionError):
             # SIGINT is ansible-playbook's own "user interrupted": it terminates its workers,
             # which run in sessions of their own and would outlive a kill of its group.
@@ -392,46 +392,11 @@ def stop_leftovers(folder: Path, grace_s: float = LEFTOVER_GRACE_S) -> tuple[int
     return tuple(stopped)
 
 
-def _start_of(pid: int) -> int | None:
-    """When `pid` started (clock ticks since boot): with the PID, names one process only."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    if len(fields) < 20 or fields[0] in ("Z", "X"):  # gone, or a zombie waiting to be reaped
-        return None
-    return int(fields[19])
-
-
-def _descendants(pid: int) -> list[tuple[int, int]]:
-    """Every process below `pid` now, each as (PID, start time)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        parent = int(text[text.rindex(")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found: list[tuple[int, int]] = []
-    todo = list(children.get(pid, ()))
-    while todo:
-        current = todo.pop()
-        start = _start_of(current)
-        if start is not None:
-            found.append((current, start))
-        todo.extend(children.get(current, ()))
-    return found
-
-
 def _end_all(tree: list[tuple[int, int]], grace_s: float) -> None:
     """Wait up to `grace_s` for these processes to exit; SIGKILL the ones still there."""
 
     def left() -> list[int]:
-        return [p for p, start in tree if _start_of(p) == start]
+        return [p for p, start in tree if proc.live_start(p) == start]
 
     deadline = time.monotonic() + grace_s
     while left() and time.monotonic() < deadline:

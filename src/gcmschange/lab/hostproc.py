@@ -165,45 +165,25 @@ def _running(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    return _state(pid) not in ("", "Z", "X")
-
-
-def _stat(pid: int) -> list[str]:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return []
-    return text[text.rindex(")") + 2 :].split()  # fields from 3 on; comm may hold spaces
-
-
-def _state(pid: int) -> str:
-    fields = _stat(pid)
-    return fields[0] if fields else ""
+    return proc.live_start(pid) is not None
 
 
 def start_time(pid: int) -> int:
-    fields = _stat(pid)
-    return int(fields[19]) if fields else 0
+    stat = proc.stat_of(pid)
+    return stat.start if stat is not None else 0
 
 
 def sshd_of(unshare_pid: int) -> Pid:
     """The outer PID of the sshd that is PID 1 of the host started as `unshare_pid`."""
     children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
     for child in children:
-        if _comm(int(child)) == "sshd":
+        if proc.comm(int(child)) == "sshd":
             return Pid(int(child), start_time(int(child)))
     return Pid(0, 0)
 
 
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
 def alive(pid: Pid) -> bool:
-    return pid.pid > 0 and start_time(pid.pid) == pid.start and _state(pid.pid) not in ("Z", "X")
+    return pid.pid > 0 and proc.live_start(pid.pid) == pid.start
 
 
 def stop(pids: Iterable[Pid], sig: signal.Signals = signal.SIGTERM, grace: float = 3.0) -> None:
@@ -214,7 +194,7 @@ def stop(pids: Iterable[Pid], sig: signal.Signals = signal.SIGTERM, grace: float
     """
     targets = [p for p in pids if alive(p)]
     for target in targets:
-        _kill(target, sig if _comm(target.pid) == "sshd" else signal.SIGKILL)
+        _kill(target, sig if proc.comm(target.pid) == "sshd" else signal.SIGKILL)
     deadline = time.monotonic() + grace
     while any(alive(p) for p in targets) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -251,17 +231,11 @@ def leftovers(hosts_dir: Path) -> list[Pid]:
     """Processes of this lab no record knows about, at any stage of a host's start, by
     command line."""
     marker = f"{hosts_dir}/".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline and _comm(int(entry.name)) in _HOST_STAGES:
-            found.append(Pid(int(entry.name), start_time(int(entry.name))))
-    return found
+    return [
+        Pid(pid, start_time(pid))
+        for pid in proc.pids()
+        if marker in proc.cmdline(pid) and proc.comm(pid) in _HOST_STAGES
+    ]
 
 
 def sweep(hosts_dir: Path, timeout: float = 15.0) -> None:

@@ -248,13 +248,7 @@ def stop_layout(layout: Layout) -> bool:
 
 def _by_command_line(layout: Layout) -> Monitoring | None:
     marker = f"--storage.tsdb.path={folder(layout) / 'data'}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmdline.split(b"\0"):
-                pid = int(entry.name)
-                return Monitoring("", pid, hostproc.start_time(pid), "")
+    for pid in proc.pids():
+        if marker in proc.cmdline(pid).split(b"\0"):
+            return Monitoring("", pid, hostproc.start_time(pid), "")
     return None
