@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from gcmschange.audit.evidence import build_bundle
 from gcmschange.cli import main
 from gcmschange.errors import InvalidInputError
 from gcmschange.execution import ansiblecfg
-from gcmschange.plan import requirements
+from gcmschange.execution.runner import RunResult
+from gcmschange.plan import report, requirements
+from gcmschange.plan.check import build_plan
 
 CHANGE = "CHG-LAB-0002"
 HOSTS = """\
@@ -51,7 +54,9 @@ def _role(folder: Path, message: str) -> Path:
 
 
 @pytest.fixture
-def sources(tmp_path: Path) -> dict[str, Path]:
+def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    # The controller's operator allows this folder; the repository never can.
+    monkeypatch.setenv(requirements.SOURCES_ENV, str(tmp_path / "src"))
     repo = _role(tmp_path / "src" / "site_role", "one")
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
@@ -107,6 +112,16 @@ def test_requirements_install_into_the_seal_recorded_and_hashed(
     assert records["site_role"].version == "v1.0.0"
     assert records["banner"].source_sha256 == _sha256(sources["tarball"])
     assert len(records["acme.tools"].tree_sha256) == 64
+    # Approvers read what was installed in the plan they sign, in every form of it.
+    result = RunResult("successful", 0, {}, (), {}, (), Path(), 0.0)
+    plan = build_plan(first, result, sealed, created=datetime.now(UTC), run_dir="")
+    assert any(
+        line.startswith(f"role site_role v1.0.0 from git+file://{sources['git']} (tree sha256 ")
+        for line in plan.requirements
+    )
+    assert "requirements.yml installed role banner 2.0.0 from" in report.text(plan)
+    assert "Installed from requirements.yml" in report.markdown(plan)
+    assert len(json.loads(report.as_json(plan))["requirements"]) == 4
     # Galaxy's install date is not content: sealing again gives the same digest.
     again = road.prepare(estate_repo, CHANGE, use_cache=False)
     assert again.digest == first.digest
@@ -231,3 +246,61 @@ def test_a_tag_the_repository_does_not_have_names_the_entry(
         "site_role was NOT installed successfully"
     )
     assert "v9.9.9" in caught.value.message
+
+
+ESCAPES = {
+    "the controller's keys": "roles:\n  - name: keys\n    src: /root/.ssh\n    version: 1.0.0\n",
+    "up out of the repository": "roles:\n  - name: up\n    src: ../../etc\n    version: 1.0.0\n",
+    "a git repository elsewhere": (
+        "roles:\n  - name: other\n    src: git+file:///srv/other.git\n    version: v1\n"
+    ),
+    "a file URL": "roles:\n  - name: f\n    src: file:///etc/x.tar.gz\n    version: 1.0.0\n",
+    "a collection folder": (
+        "collections:\n  - name: /usr/share\n    type: dir\n    version: 1.0.0\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPES))
+def test_a_source_outside_the_repository_and_the_allowed_folders_is_refused(
+    estate_repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    monkeypatch.setenv(requirements.SOURCES_ENV, str(tmp_path / "allowed"))
+    (estate_repo / "requirements.yml").write_text(ESCAPES[case], encoding="utf-8")
+    (estate_repo / "inventories/lab/hosts.yml").write_text(HOSTS, encoding="utf-8")
+    code = main(["--repo", str(estate_repo), "render", CHANGE])
+    assert code == 1
+    assert "is outside the repository" in capsys.readouterr().err
+    assert not list((estate_repo / ".gcmschange" / "sealed" / CHANGE).glob("*/.gcms-requirements"))
+
+
+def test_the_refusal_names_the_entry_the_path_and_what_the_operator_can_do(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(requirements.SOURCES_ENV, raising=False)
+    (estate_repo / "requirements.yml").write_text(ESCAPES["the controller's keys"], "utf-8")
+    (estate_repo / "inventories/lab/hosts.yml").write_text(HOSTS, encoding="utf-8")
+    assert main(["--repo", str(estate_repo), "render", CHANGE]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "requirements.yml: roles[0] (keys): /root/.ssh is outside the repository" in err
+    assert "GCMS_REQUIREMENTS_SOURCES=unset" in err
+
+
+def test_a_link_inside_an_allowed_folder_is_judged_where_it_leads(
+    estate_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "keys").symlink_to("/root/.ssh")
+    monkeypatch.setenv(requirements.SOURCES_ENV, str(allowed))
+    (estate_repo / "requirements.yml").write_text(
+        f"roles:\n  - name: keys\n    src: {allowed / 'keys'}\n    version: 1.0.0\n", "utf-8"
+    )
+    with pytest.raises(InvalidInputError) as caught:
+        requirements.install(estate_repo, estate_repo)
+    assert "is outside the repository" in caught.value.message

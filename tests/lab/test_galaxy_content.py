@@ -239,6 +239,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _isolated_env(monkeypatch, base / "home")
         root = copy_estate(base / "estate")
         role = _role_repository(base / "roles-src")
+        monkeypatch.setenv(requirements.SOURCES_ENV, str(base / "roles-src"))
         _write(root, REPO)
         (root / "requirements.yml").write_text(
             "---\nroles:\n"

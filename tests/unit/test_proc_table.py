@@ -21,10 +21,10 @@ def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 def test_a_running_child_is_seen_with_its_start_its_name_and_its_parent() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
+        _until(lambda: proc.comm(child.pid) == "sleep")  # forked, and exec'd
         stat = proc.stat_of(child.pid)
         assert stat is not None and stat.parent == os.getpid() and not stat.gone
         assert proc.live_start(child.pid) == stat.start
-        assert proc.comm(child.pid) == "sleep"
         assert proc.cmdline(child.pid).split(b"\0")[:2] == [b"sleep", b"30"]
         assert (child.pid, stat.start) in proc.descendants(os.getpid())
         assert child.pid in proc.children()[os.getpid()]

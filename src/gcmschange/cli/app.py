@@ -256,7 +256,8 @@ def root(
     \b
     Environment: GCMS_REPO (--repo), GCMS_REMOTE (--remote), GCMS_ACCELERATE=true
     (--accelerate), GCMS_VAULT_PASSWORD_FILE (--vault-password-file), GCMS_VAULT_PASSWORD,
-    GCMS_DEBUG=1 (tracebacks of internal errors).
+    GCMS_REQUIREMENTS_SOURCES (the controller's folders requirements.yml may install from,
+    besides the repository; colon-separated), GCMS_DEBUG=1 (tracebacks of internal errors).
     Shell completion: eval "$(_GCMSCHANGE_COMPLETE=bash_source gcmschange)" in ~/.bashrc
     (zsh_source and fish_source for those shells).
     """

@@ -26,7 +26,7 @@ from gcmschange.execution import ansiblecfg
 from gcmschange.execution.runner import Progress, RunResult, TaskChange
 from gcmschange.masking import mask_bytes, mask_text
 from gcmschange.paths import change_dir
-from gcmschange.plan import code_source
+from gcmschange.plan import code_source, requirements
 from gcmschange.rules.policy import load_policy
 from gcmschange.validate.load import load_change
 
@@ -68,6 +68,7 @@ class Plan:
     duration_s: float = 0.0
     analysis: tuple[str, ...] = ()  # per wave: what judges it by metrics (issue 17)
     ansible_cfg: tuple[str, ...] = ()  # the repository's settings the run did not take as is
+    requirements: tuple[str, ...] = ()  # what requirements.yml installed into the sealed run
 
     def named(self, status: str) -> tuple[str, ...]:
         return tuple(h.host for h in self.hosts if h.status == status)
@@ -168,6 +169,10 @@ def build_plan(
         duration_s=round(result.duration_s, 2),
         analysis=analysis,
         ansible_cfg=ansiblecfg.overrides(loaded.content),
+        requirements=tuple(
+            f"{r.kind} {r.name} {r.version} from {r.source} (tree sha256 {r.tree_sha256[:16]})"
+            for r in requirements.installed(loaded.content)
+        ),
     )
 
 
@@ -290,7 +295,8 @@ def load_plan(root: Path, change_id: str) -> Plan:
         )
         # Plans saved before a field existed are read with its default.
         fields = {k: data[k] for k in Plan.__dataclass_fields__ if k != "hosts" and k in data}
-        for key in ("systems", "blast_radius", "partners", "analysis", "ansible_cfg"):
+        keys = ("systems", "blast_radius", "partners", "analysis", "ansible_cfg", "requirements")
+        for key in keys:
             if key in fields:
                 fields[key] = tuple(fields[key])
         return Plan(hosts=hosts, **fields)

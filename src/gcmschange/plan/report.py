@@ -59,6 +59,7 @@ def text(plan: Plan) -> str:
     ]
     lines += [terminal(f"analysis, {line}") for line in plan.analysis]
     lines += [terminal(f"ansible.cfg {line}") for line in plan.ansible_cfg]
+    lines += [terminal(f"requirements.yml installed {line}") for line in plan.requirements]
     if not plan.complete:
         lines.append("PLAN INCOMPLETE: not every target host could be planned")
     return "\n".join(lines)
@@ -133,6 +134,9 @@ def markdown(plan: Plan) -> str:
     if plan.ansible_cfg:
         lines += ["", "**Your ansible.cfg, as the run takes it:**", ""]
         lines += [f"- {md(line)}" for line in plan.ansible_cfg]
+    if plan.requirements:
+        lines += ["", "**Installed from requirements.yml (part of the digest):**", ""]
+        lines += [f"- {md(line)}" for line in plan.requirements]
     return "\n".join(lines) + "\n"
 
 

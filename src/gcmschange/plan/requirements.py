@@ -9,6 +9,9 @@ tarball changes the digest. Sources are local: a git repository (`git+file://` o
 tarball, a directory, or a collection already installed from a Python package
 (`site-packages/ansible_collections`, for an entry with a name and a version but no source).
 Galaxy, HTTP(S) and SSH sources are refused, as is an entry without an exact version.
+A local source must lie inside the repository or under a folder the controller's operator
+lists in `GCMS_REQUIREMENTS_SOURCES`: a branch's requirements.yml must not copy whatever the
+controller holds (its keys, another repository) into a run that can ship it to a host.
 `ansible-galaxy` does the installing, as a program (gcmschange never imports ansible-core),
 with `--no-deps`: a dependency is one more line in requirements.yml, pinned like the rest.
 """
@@ -32,6 +35,7 @@ from gcmschange.errors import GcmsError, InvalidInputError
 from gcmschange.paths import state_dir
 
 FILE = "requirements.yml"
+SOURCES_ENV = "GCMS_REQUIREMENTS_SOURCES"  # the controller's folders runs may install from
 INSTALLED = ".gcms-requirements"  # inside the sealed tree; never a folder of the repository
 RECORD = f"{INSTALLED}/installed.json"
 ROLES = f"{INSTALLED}/roles"
@@ -118,7 +122,10 @@ def _entry(kind: str, index: int, raw: Any, root: Path) -> _Entry:
             raise _refuse(where, "type dir needs a path as its name")
     else:
         how = _how(source, declared)
-    return _Entry(kind, index, raw, name, version.removeprefix("=="), _local(source, root), how)
+    local = _local(source, root)
+    if local:
+        _allowed(where, _path_of(local), root)
+    return _Entry(kind, index, raw, name, version.removeprefix("=="), local, how)
 
 
 def _local(source: str, root: Path) -> str:
@@ -126,6 +133,37 @@ def _local(source: str, root: Path) -> str:
     if not source or source.startswith(("git+", "file:")) or Path(source).is_absolute():
         return source
     return str((root / source).resolve())
+
+
+def _path_of(source: str) -> Path:
+    """The controller path a local source reads: `git+file:///srv/x.git` -> /srv/x.git."""
+    path = source.removeprefix("git+").removeprefix("file://")
+    if path.startswith("file:"):  # file:relative, which galaxy would read from its cwd
+        path = path.removeprefix("file:")
+    return Path(path)
+
+
+def allowed_roots(root: Path) -> tuple[Path, ...]:
+    """Where requirements may come from: the repository, and the operator's folders."""
+    listed = os.environ.get(SOURCES_ENV, "")
+    # A relative entry would be read from wherever the run happens to start: ignored.
+    folders = [Path(p) for p in listed.split(os.pathsep) if p.strip()]
+    extra = [f.resolve() for f in folders if f.is_absolute()]
+    return (root.resolve(), *extra)
+
+
+def _allowed(where: str, path: Path, root: Path) -> None:
+    if not path.is_absolute():
+        raise _refuse(where, f"{path}: a relative source URL; give a path or git+file:///PATH")
+    resolved = path.resolve()  # `..` and links are judged where they lead
+    roots = allowed_roots(root)
+    if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        raise _refuse(
+            where,
+            f"{path} is outside the repository and outside every folder the controller allows "
+            f"({SOURCES_ENV}={os.pathsep.join(str(r) for r in roots[1:]) or 'unset'}); "
+            "ask the controller's operator to list the folder that holds it",
+        )
 
 
 def read(root: Path, content: Path) -> tuple[_Entry, ...]:
