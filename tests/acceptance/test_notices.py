@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from gcmschange import gitrepo
 from gcmschange.audit import trail
 from gcmschange.cli import main
 from gcmschange.notify.notices import read_incidents
@@ -62,8 +63,15 @@ def smtp_server() -> Iterator[Inbox]:
         controller.stop()
 
 
-def _configure_smtp(root: Path, port: int) -> None:
-    (root / "notices.yml").write_text(f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  timeout: 5\n")
+def _smtp(port: int, extra: str = "") -> str:
+    return f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  timeout: 5\n{extra}"
+
+
+def _configure_smtp(root: Path, port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings as the operators keep them: committed, on the commit they trust."""
+    (root / "notices.yml").write_text(_smtp(port), encoding="utf-8")
+    sha = gitrepo.commit_paths(root, [root / "notices.yml"], "Mail settings")
+    monkeypatch.setenv("GCMS_TRUST_REF", sha)
 
 
 def _run_json(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
@@ -72,9 +80,12 @@ def _run_json(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tup
 
 
 def test_gateway_change_notifies_exactly_its_downstream_partners_by_smtp(
-    estate_repo: Path, smtp_server: Inbox, capsys: pytest.CaptureFixture[str]
+    estate_repo: Path,
+    smtp_server: Inbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _configure_smtp(estate_repo, smtp_server.port)
+    _configure_smtp(estate_repo, smtp_server.port, monkeypatch)
     code, payload = _run_json(
         estate_repo, capsys, "notices", "issue", "CHG-LAB-0002", "--phase", "scheduled"
     )
@@ -121,9 +132,9 @@ def test_outbox_holds_eml_and_markdown_without_smtp(
 
 
 def test_unreachable_smtp_keeps_the_outbox_and_fails_with_a_reason(
-    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+    estate_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _configure_smtp(estate_repo, _free_port())
+    _configure_smtp(estate_repo, _free_port(), monkeypatch)
     code = main(
         ["--repo", str(estate_repo), "notices", "issue", "CHG-LAB-0002", "--phase", "completed"]
     )
@@ -206,9 +217,12 @@ def test_organisation_templates_replace_the_defaults(
 
 
 def test_incident_is_recorded_notified_and_resolved(
-    estate_repo: Path, smtp_server: Inbox, capsys: pytest.CaptureFixture[str]
+    estate_repo: Path,
+    smtp_server: Inbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _configure_smtp(estate_repo, smtp_server.port)
+    _configure_smtp(estate_repo, smtp_server.port, monkeypatch)
     base = [
         "notices",
         "incident",
@@ -266,3 +280,39 @@ def test_every_phase_renders_without_optional_extras(estate_repo: Path, phase: s
         main(["--repo", str(estate_repo), "notices", "issue", "CHG-LAB-0003", "--phase", phase])
         == 0
     )
+
+
+def test_a_branch_cannot_point_partner_mail_and_its_password_at_its_own_server(
+    estate_repo: Path,
+    smtp_server: Inbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _configure_smtp(estate_repo, smtp_server.port, monkeypatch)
+    # The branch's own settings: another server, and the job's vault password as the login.
+    other = _free_port()
+    login = "  username: x\n  password_env: GCMS_VAULT_PASSWORD\n"
+    (estate_repo / "notices.yml").write_text(_smtp(other, login), encoding="utf-8")
+    gitrepo.commit_paths(estate_repo, [estate_repo / "notices.yml"], "Better mail settings")
+    code, payload = _run_json(
+        estate_repo, capsys, "notices", "issue", "CHG-LAB-0002", "--phase", "scheduled"
+    )
+    assert code == 0, payload
+    assert all(n["sent"] for n in payload["notices"])  # through the trusted server
+    assert len(smtp_server.received) == 5
+
+
+def test_a_password_variable_not_kept_for_mail_is_refused(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login = "  username: x\n  password_env: CI_JOB_TOKEN\n"
+    (estate_repo / "notices.yml").write_text(_smtp(_free_port(), login), encoding="utf-8")
+    gitrepo.commit_paths(estate_repo, [estate_repo / "notices.yml"], "Mail settings")
+    monkeypatch.setenv("GCMS_TRUST_REF", "HEAD")
+    code = main(
+        ["--repo", str(estate_repo), "notices", "issue", "CHG-LAB-0002", "--phase", "completed"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "notices.yml (at " in err
+    assert "): smtp.password_env: 'CI_JOB_TOKEN' must start with GCMS_SMTP_" in err

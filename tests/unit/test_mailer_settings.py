@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gcmschange.errors import InvalidInputError
-from gcmschange.notify.mailer import SmtpSettings, load_settings
+from gcmschange.notify.mailer import SmtpSettings, settings_from
 
 
-def test_off_unless_configured(tmp_path: Path) -> None:
-    (tmp_path / "estate.yml").write_text("systems: {}\n", encoding="utf-8")
-    assert load_settings(tmp_path) is None
-    (tmp_path / "notices.yml").write_text("smtp:\n  host: mx\n  enabled: false\n")
-    assert load_settings(tmp_path) is None
+def test_off_unless_configured() -> None:
+    assert settings_from({"estate.yml": b"systems: {}\n"}) is None
+    assert settings_from({"notices.yml": b"smtp:\n  host: mx\n  enabled: false\n"}) is None
 
 
-def test_estate_section_is_read_when_there_is_no_notices_file(tmp_path: Path) -> None:
-    (tmp_path / "estate.yml").write_text(
-        "notices:\n  smtp:\n    host: mx.example\n    port: 587\n    security: starttls\n"
-    )
-    assert load_settings(tmp_path) == SmtpSettings("mx.example", 587, "starttls")
+def test_estate_section_is_read_when_there_is_no_notices_file() -> None:
+    estate = b"notices:\n  smtp:\n    host: mx.example\n    port: 587\n    security: starttls\n"
+    assert settings_from({"estate.yml": estate}) == SmtpSettings("mx.example", 587, "starttls")
 
 
 @pytest.mark.parametrize(
@@ -30,9 +24,12 @@ def test_estate_section_is_read_when_there_is_no_notices_file(tmp_path: Path) ->
         ("smtp:\n  host: mx\n  port: '25'\n", "notices.yml: smtp.port: expected int, got '25'"),
         ("smtp:\n  host: mx\n  security: tls\n", "notices.yml: smtp.security: expected one of"),
         ("smtp:\n  port: 25\n", "notices.yml: smtp: expected a mapping with at least 'host'"),
+        (
+            "smtp:\n  host: mx\n  password_env: GCMS_VAULT_PASSWORD\n",
+            "notices.yml: smtp.password_env: 'GCMS_VAULT_PASSWORD' must start with GCMS_SMTP_",
+        ),
     ],
 )
-def test_bad_settings_say_where(tmp_path: Path, body: str, reason: str) -> None:
-    (tmp_path / "notices.yml").write_text(body, encoding="utf-8")
+def test_bad_settings_say_where(body: str, reason: str) -> None:
     with pytest.raises(InvalidInputError, match=reason):
-        load_settings(tmp_path)
+        settings_from({"notices.yml": body.encode()})

@@ -1,8 +1,12 @@
 """SMTP delivery of notices: the only smtplib user. Off unless configured.
 
 Settings come from `notices.yml` (key `smtp`) at the repository root, or from `notices.smtp`
-in `estate.yml`. Passwords are never written in either file: `password_env` names the
-environment variable that holds it.
+in `estate.yml`, **as the trust ref holds them** (`gcmschange.rules.trusted`): they say where
+partner mail goes and which credential goes with it, so a branch must not be able to point
+them at its own server. An edit takes effect once merged. The password is never in either
+file: `password_env` names the environment variable holding it, and must start with
+`GCMS_SMTP_`, so no file can send another secret of the job (the vault password, a CI token)
+to a mail server.
 """
 
 from __future__ import annotations
@@ -10,17 +14,20 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
 
-from gcmschange import yamlsafe
-from gcmschange.errors import InvalidInputError
+from gcmschange import gitrepo, yamlsafe
+from gcmschange.errors import GcmsError, InvalidInputError
+from gcmschange.rules import trusted
 
 Security = Literal["none", "starttls", "ssl"]
 SECURITY: tuple[Security, ...] = ("none", "starttls", "ssl")
+SMTP_VARIABLES = "GCMS_SMTP_"  # the prefix password_env must have
+FILES = ("notices.yml", "estate.yml")
 
 
 @dataclass(frozen=True)
@@ -33,18 +40,29 @@ class SmtpSettings:
     timeout: float = 30.0
 
 
-def _read(path: Path) -> Any:
-    return yamlsafe.load_file(path).data
+def _parsed(files: Mapping[str, bytes], name: str) -> Any:
+    if name not in files:
+        return None
+    return yamlsafe.load_bytes(files[name], name).data
 
 
-def _smtp_section(root: Path) -> tuple[str, Any]:
-    own = root / "notices.yml"
-    if own.is_file():
-        data = _read(own) or {}
-        return "notices.yml: smtp", data.get("smtp") if isinstance(data, dict) else None
-    data = _read(root / "estate.yml") if (root / "estate.yml").is_file() else {}
+def _smtp_section(files: Mapping[str, bytes]) -> tuple[str, Any]:
+    own = _parsed(files, "notices.yml")
+    if own is not None or "notices.yml" in files:
+        return "notices.yml: smtp", own.get("smtp") if isinstance(own, dict) else None
+    data = _parsed(files, "estate.yml")
     notices = data.get("notices") if isinstance(data, dict) else None
     return "estate.yml: notices.smtp", notices.get("smtp") if isinstance(notices, dict) else None
+
+
+def _in_tree(root: Path) -> dict[str, bytes]:
+    return {n: (root / n).read_bytes() for n in FILES if (root / n).is_file()}
+
+
+def _trusted_files(root: Path, change_path: str | None) -> tuple[str, dict[str, bytes]]:
+    """The settings files at the trust ref, and where that is, for messages."""
+    trust = trusted.resolve(root, change_path)
+    return f" (at {trust.describe()})", gitrepo.files_at(root, trust.sha, FILES)
 
 
 def _field(where: str, section: dict[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -56,9 +74,24 @@ def _field(where: str, section: dict[str, Any], name: str, kind: type, default: 
     return value
 
 
-def load_settings(root: Path) -> SmtpSettings | None:
-    """The SMTP settings, or None when sending is not configured (or `enabled: false`)."""
-    where, section = _smtp_section(root)
+def load_settings(root: Path, change_path: str | None = None) -> SmtpSettings | None:
+    """The SMTP settings at the trust ref of `change_path` (or of HEAD), or None when sending
+    is not configured there (or `enabled: false`)."""
+    try:
+        at, files = _trusted_files(root, change_path)
+    except GcmsError as exc:
+        if _smtp_section(_in_tree(root))[1] is None:
+            return None  # nothing to trust or distrust: notices are written, not sent
+        raise InvalidInputError(
+            f"SMTP settings are read from the trust ref, and there is none: {exc.message}"
+        ) from exc
+    return settings_from(files, at)
+
+
+def settings_from(files: Mapping[str, bytes], at: str = "") -> SmtpSettings | None:
+    where, section = _smtp_section(files)
+    file, _, key = where.partition(": ")
+    where = f"{file}{at}: {key}"
     if section is None or (isinstance(section, dict) and section.get("enabled") is False):
         return None
     if not isinstance(section, dict) or not section.get("host"):
@@ -66,12 +99,18 @@ def load_settings(root: Path) -> SmtpSettings | None:
     security = section.get("security", "none")
     if security not in SECURITY:
         raise InvalidInputError(f"{where}.security: expected one of {', '.join(SECURITY)}")
+    password_env = _field(where, section, "password_env", str, "")
+    if password_env and not password_env.startswith(SMTP_VARIABLES):
+        raise InvalidInputError(
+            f"{where}.password_env: {password_env!r} must start with {SMTP_VARIABLES} "
+            "(a variable kept for the mail password, not another secret of the job)"
+        )
     return SmtpSettings(
         host=_field(where, section, "host", str, ""),
         port=_field(where, section, "port", int, 25),
         security=security,
         username=_field(where, section, "username", str, ""),
-        password_env=_field(where, section, "password_env", str, ""),
+        password_env=password_env,
         timeout=_field(where, section, "timeout", float, 30.0),
     )
 

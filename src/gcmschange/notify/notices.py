@@ -120,7 +120,11 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _issue(
-    root: Path, drafts: list[_Draft], meta: dict[str, Any], change: str | None
+    root: Path,
+    drafts: list[_Draft],
+    meta: dict[str, Any],
+    change: str | None,
+    change_path: str | None = None,
 ) -> list[Notice]:
     folder = _batch_dir(root, meta["ref"], meta["phase"], meta["now"])
     notices = []
@@ -141,15 +145,19 @@ def _issue(
                 md,
             )
         )
-    notices = _send(root, notices, [d.message for d in drafts])
+    notices = _send(root, notices, [d.message for d in drafts], change_path)
     for notice in notices:
         _record(root, notice, change)
     return notices
 
 
-def _send(root: Path, notices: list[Notice], messages: list[EmailMessage]) -> list[Notice]:
-    settings = mailer.load_settings(root)
-    if settings is None or not messages:
+def _send(
+    root: Path, notices: list[Notice], messages: list[EmailMessage], change_path: str | None
+) -> list[Notice]:
+    if not messages:
+        return notices
+    settings = mailer.load_settings(root, change_path)
+    if settings is None:
         return notices
     failures = mailer.deliver(settings, messages)
     return [
@@ -227,7 +235,8 @@ def issue_notices(
         extra=data,
         change={"id": change.id, "environment": change.environment, "type": change.type},
     )
-    return _issue(root, _drafts(root, estate, change.systems, base, secrets), base, change.id)
+    drafts = _drafts(root, estate, change.systems, base, secrets)
+    return _issue(root, drafts, base, change.id, change.path or None)
 
 
 def issue_incident(
