@@ -80,8 +80,8 @@ def test_the_worker_command_is_quoted_and_works_in_its_own_folder() -> None:
     )
     assert link.argv[:2] == ("ssh", "-o")
     assert link.argv[-2] == "n1"
-    assert "--private-data-dir /var/tmp/gcmschange-worker/r1 --delete" in link.argv[-1]
-    assert link.work_dir == "/var/tmp/gcmschange-worker/r1"
+    assert "--private-data-dir /dev/shm/gcmschange-worker/r1 --delete" in link.argv[-1]
+    assert link.work_dir == "/dev/shm/gcmschange-worker/r1"
 
 
 def _fixture(tmp_path: Path) -> tuple[RunSpec, Path]:

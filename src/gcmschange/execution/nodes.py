@@ -38,7 +38,9 @@ from gcmschange.execution.runner import (
 from gcmschange.model import Host
 
 INVENTORY_VAR = "gcms_execution_nodes"
-DEFAULT_WORK_DIR = "/var/tmp/gcmschange-worker"
+# Memory-backed, as on the controller: a run's folder holds the vault password and rendered
+# files with secret values until the worker deletes it, and a disk may keep what was deleted.
+DEFAULT_WORK_DIR = "/dev/shm/gcmschange-worker"
 HEALTH_TIMEOUT_S = 15.0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 # ssh destinations and remote paths go into an argv and a remote shell: no option-looking
