@@ -176,6 +176,15 @@ REFUSED = {
         "roles:\n  - name: r\n    src: git@example.org:x/r.git\n    scm: git\n    version: v1\n",
         "requirements.yml: roles[0] (r): a network source",
     ),
+    "role name leaving the folder": (
+        "roles:\n  - name: ../../../root/.ansible/plugins/vars\n    src: r.tar.gz\n"
+        "    version: 1.0.0\n",
+        "requirements.yml: roles[0] (../../../root/.ansible/plugins/vars): name '../../../root",
+    ),
+    "role name with a slash": (
+        "roles:\n  - name: a/b\n    src: r.tar.gz\n    version: 1.0.0\n",
+        "requirements.yml: roles[0] (a/b): name 'a/b': a role installs as one folder",
+    ),
     "unpinned role": (
         "roles:\n  - name: r\n    src: /srv/roles/r.tar.gz\n",
         "requirements.yml: roles[0] (r): not pinned",

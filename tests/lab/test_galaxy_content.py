@@ -374,9 +374,20 @@ def test_a_galaxy_role_and_a_foreign_collection_through_the_whole_road(
     assert all("<p>Maintenance on Saturday</p>" in t for t in on_hosts(repo, SITE).values())
 
 
+def served_site(repo: Path) -> None:
+    """The site as the first test leaves it, applied here when this test runs alone (a
+    pytest-xdist split, or -k): no test relies on another having run."""
+    if set(on_hosts(repo, f"test -f {PAGE} && echo yes").values()) == {"yes\n"}:
+        return
+    first = change(repo, "CHG-LAB-0100", {"nginx_site_message": "Maintenance on Saturday"})
+    approve(repo, first)
+    assert verbs.apply(repo, first).outcome == "applied"
+
+
 def test_a_value_the_spec_allows_but_nginx_refuses_never_reaches_nginx(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    served_site(repo)
     served = on_hosts(repo, SITE)
     conf = on_hosts(repo, "sha256sum /etc/nginx/conf.d/nginx_site.conf")
     broken = change(

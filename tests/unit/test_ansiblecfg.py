@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from gcmschange import proc
 from gcmschange.errors import InvalidInputError
 from gcmschange.execution import ansiblecfg
 
@@ -69,3 +73,84 @@ def test_what_the_run_does_not_take_as_written_is_said(tmp_path: Path) -> None:
         "[ssh_connection] control_path_dir: ~/.cp -> gcmschange's (it owns it)",
     )
     assert ansiblecfg.overrides(tmp_path / "none") == ()
+
+
+def _ansible_sees(tmp_path: Path, text: str) -> dict[str, str]:
+    """What ansible-config itself reads from the composed file: setting name -> value."""
+    (tmp_path / "run.cfg").write_text(text, encoding="utf-8")
+    tool = Path(sys.executable).parent / "ansible-config"
+    done = proc.run(
+        [str(tool), "dump", "--format", "json"],
+        env={"ANSIBLE_CONFIG": str(tmp_path / "run.cfg"), "PATH": os.environ["PATH"]},
+        cwd=tmp_path,
+    )
+    return {e["name"]: str(e["value"]) for e in json.loads(done.stdout) if "name" in e}
+
+
+def test_settings_the_file_does_not_name_point_inside_the_tree_too(tmp_path: Path) -> None:
+    # Ansible's defaults (~/.ansible/plugins, /usr/share/ansible/plugins) are never searched.
+    seen = _ansible_sees(tmp_path, ansiblecfg.compose(tmp_path, OURS, FORCED_SSH))
+    root = str(tmp_path.resolve())
+    for name in (
+        "DEFAULT_MODULE_PATH",
+        "DEFAULT_CALLBACK_PLUGIN_PATH",
+        "DEFAULT_VARS_PLUGIN_PATH",
+        "DEFAULT_MODULE_UTILS_PATH",
+        "DEFAULT_ACTION_PLUGIN_PATH",
+    ):
+        assert seen[name].startswith(f"['{root}/"), (name, seen[name])
+    assert seen["HOST_KEY_CHECKING"] == "True"
+
+
+def test_owned_settings_are_left_out_and_said(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text(
+        "[defaults]\nvault_password_file = /tmp/pass.sh\nlog_path = /tmp/ansible.log\n"
+        "inventory = /etc/ansible/hosts\n[ssh_connection]\n"
+        "ssh_args = -o ProxyCommand='nc %h %p'\nhost_key_checking = False\n",
+        encoding="utf-8",
+    )
+    composed = ansiblecfg.compose(tmp_path, OURS, FORCED_SSH)
+    seen = _ansible_sees(tmp_path, composed)
+    assert seen["DEFAULT_VAULT_PASSWORD_FILE"] == "None"
+    assert seen["DEFAULT_LOG_PATH"] == "None"
+    assert "\ninventory = " not in composed  # the environment's comes on the command line
+    assert ansiblecfg.overrides(tmp_path) == (
+        "[defaults] vault_password_file: left out (gcmschange owns it)",
+        "[defaults] log_path: left out (gcmschange owns it)",
+        "[defaults] inventory: left out (gcmschange owns it)",
+        "[ssh_connection] ssh_args = -o ProxyCommand='nc %h %p' (every ssh connection uses it)",
+        "[ssh_connection] host_key_checking: False -> True (gcmschange owns it)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # configparser reads the indented line as part of forks' value; written back one
+        # per line, it would have become a library setting nobody pinned.
+        (
+            "[defaults]\nforks = 5\n  library = /tmp/lib\n",
+            r"\[defaults\] forks: a value on several",
+        ),
+        # Ansible's keys are read in any case, as configparser lowers them.
+        (
+            "[defaults]\nCALLBACK_PLUGINS = /tmp/cb\n",
+            r"callback_plugins = /tmp/cb: /tmp/cb is outside",
+        ),
+        ("[defaults]\nlibrary = $HOME/lib\n", r"\[defaults\] library = \$HOME/lib: a variable"),
+        ("[defaults]\nlibrary = ~/lib\n", r"a variable in a path"),
+        ("[defaults]\nfilter_plugins = {{CWD}}/f\n", r"a variable in a path"),
+        (
+            "[ssh_connection]\nssh_args = -o StrictHostKeyChecking=no\n",
+            r"\[ssh_connection\] ssh_args: sets StrictHostKeyChecking; host keys are always",
+        ),
+        ("[defaults]\nforks = 1\nFORKS = 2\n", r"ansible\.cfg: cannot be read: .*forks"),
+    ],
+)
+def test_a_setting_ansible_would_read_otherwise_is_refused(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    (tmp_path / "ansible.cfg").write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=reason) as caught:
+        ansiblecfg.compose(tmp_path, OURS, FORCED_SSH)
+    assert "\n" not in caught.value.message

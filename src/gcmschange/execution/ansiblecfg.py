@@ -3,15 +3,23 @@ and the few settings gcmschange cannot let go.
 
 Ansible engineers keep an `ansible.cfg` beside their playbooks (`roles_path`, `forks`,
 `gathering`, callbacks of their own): it is honoured. What is not negotiable is forced:
-host keys are checked, no retry files, no colour in logs, and every plugin, role, collection
-or library path points inside the sealed copy of the repository, so a run loads nothing the
-approvers did not see. A path that leaves the repository is refused, naming the key.
+host keys are checked, no retry files, no colour in logs, the vault password and the log
+file are gcmschange's, and every plugin, role, collection or library path points inside the
+sealed copy of the repository (those the file does not set too, so Ansible's defaults in the
+controller's home and /usr/share are never searched): a run loads nothing the approvers did
+not see. A path that leaves the repository is refused, naming the key.
+
+The file is read the way Ansible reads it (`configparser` with its options: keys in any case,
+`;` comments after a value, indented lines continuing a value, values taken raw), so
+gcmschange judges the settings Ansible will use, not a different reading of the same bytes.
 """
 
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from gcmschange.errors import InvalidInputError
@@ -42,6 +50,11 @@ PATH_KEYS = frozenset(
         "vars_plugins",
     }
 )
+# Set when the file does not: a folder of the sealed tree, missing or not, instead of
+# Ansible's defaults (~/.ansible/plugins/..., /usr/share/ansible/plugins/...), which no
+# approver saw and anyone with the controller's home could fill.
+_UNSET_PATHS = {key: key for key in PATH_KEYS - {"collections_paths"}}
+_UNSET_PATHS |= {"roles_path": "roles", "collections_path": "collections"}
 FORCED_SSH = frozenset({"control_path_dir"})  # set by the runner: one socket folder per user
 REQUIREMENTS = ".gcms-requirements"  # plan.requirements installs there, in the sealed tree
 FORCED_DEFAULTS = {
@@ -52,6 +65,78 @@ FORCED_DEFAULTS = {
     "retry_files_enabled": "False",
     "nocolor": "True",
 }
+# Settings gcmschange owns and leaves out of the run: the vault password is the operator's
+# (an executable one would run on the controller), a log file would hold what the events mask,
+# and the inventory is the environment's, given on the command line.
+DROPPED = {
+    "defaults": frozenset(
+        {
+            "vault_password_file",
+            "vault_identity_list",
+            "vault_identity",
+            "vault_encrypt_identity",
+            "log_path",
+            "inventory",
+            "hostfile",
+        }
+    ),
+}
+# ssh options that would turn host key checking off under the forced setting.
+_HOST_KEY_OPTIONS = re.compile(
+    r"(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile|KnownHostsCommand)",
+    re.IGNORECASE,
+)
+_SSH_ARGS = frozenset({"ssh_args", "ssh_common_args", "ssh_extra_args", "scp_extra_args"})
+_SSH_ARGS |= {"sftp_extra_args"}
+_PATH_VARIABLES = ("$", "~", "{{")
+
+
+@dataclass(frozen=True)
+class _Setting:
+    section: str
+    key: str
+    value: str
+
+
+def _read(own: Path) -> list[_Setting]:
+    """Every setting of `own` as Ansible reads it (same parser, same options)."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    try:
+        parser.read_string(own.read_text(encoding="utf-8"), source="ansible.cfg")
+        found = [
+            _Setting(section, key, parser.get(section, key, raw=True))
+            for section in parser.sections()
+            for key in parser.options(section)
+        ]
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"ansible.cfg: cannot be read: {_one_line(str(exc))}") from exc
+    for setting in found:
+        _check(setting)
+    return found
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _check(setting: _Setting) -> None:
+    where = f"ansible.cfg: [{setting.section}] {setting.key}"
+    if "\n" in setting.value:
+        raise InvalidInputError(
+            f"{where}: a value on several lines (an indented line continues the setting "
+            "above it); write each setting on a line of its own"
+        )
+    if setting.key in PATH_KEYS and any(v in setting.value for v in _PATH_VARIABLES):
+        raise InvalidInputError(
+            f"{where} = {setting.value}: a variable in a path ($, ~, {{{{CWD}}}}) could lead "
+            "out of the approved tree; name folders of the repository"
+        )
+    option = _HOST_KEY_OPTIONS.search(setting.value) if setting.key in _SSH_ARGS else None
+    if option is not None:
+        raise InvalidInputError(
+            f"{where}: sets {option.group(1)}; host keys are always checked (put the hosts' "
+            "keys in a known_hosts file of the estate)"
+        )
 
 
 def _pinned(content: Path, key: str, value: str) -> str:
@@ -80,35 +165,29 @@ def _requirements_paths(content: Path, defaults: configparser.SectionProxy) -> N
 
 def overrides(content: Path) -> tuple[str, ...]:
     """What the run's ansible.cfg does not take as the repository's ansible.cfg says, one line
-    each (`[defaults] host_key_checking: False -> True (gcmschange owns it)`), for the plan:
-    an engineer sees which of their settings did not apply, and why."""
+    each (`[defaults] host_key_checking: False -> True (gcmschange owns it)`), and the ssh
+    options every connection will use, for the plan: an engineer sees which of their
+    settings did not apply, and approvers see what runs on the controller."""
     own = content / "ansible.cfg"
     if not own.is_file():
         return ()
-    theirs = _CaseKeeping(interpolation=None)
-    try:
-        theirs.read_string(own.read_text(encoding="utf-8"), source="ansible.cfg")
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"ansible.cfg: cannot be read: {exc}") from exc
     found: list[str] = []
-    for section in theirs.sections():
-        for key, value in theirs.items(section, raw=True):
-            if section == "defaults" and key in FORCED_DEFAULTS and value != FORCED_DEFAULTS[key]:
-                found.append(
-                    f"[defaults] {key}: {value} -> {FORCED_DEFAULTS[key]} (gcmschange owns it)"
-                )
-            elif section == "ssh_connection" and key in FORCED_SSH:
-                found.append(f"[ssh_connection] {key}: {value} -> gcmschange's (it owns it)")
-            elif key in PATH_KEYS:
-                found.append(f"[{section}] {key}: pinned inside the approved copy")
+    for s in _read(own):
+        if s.section == "defaults" and s.key in FORCED_DEFAULTS:
+            if s.value != FORCED_DEFAULTS[s.key]:
+                forced = FORCED_DEFAULTS[s.key]
+                found.append(f"[defaults] {s.key}: {s.value} -> {forced} (gcmschange owns it)")
+        elif s.key in DROPPED.get(s.section, ()):
+            found.append(f"[{s.section}] {s.key}: left out (gcmschange owns it)")
+        elif s.section == "ssh_connection" and s.key in FORCED_SSH:
+            found.append(f"[ssh_connection] {s.key}: {s.value} -> gcmschange's (it owns it)")
+        elif s.section == "ssh_connection" and s.key == "host_key_checking":
+            found.append(f"[ssh_connection] {s.key}: {s.value} -> True (gcmschange owns it)")
+        elif s.key in PATH_KEYS:
+            found.append(f"[{s.section}] {s.key}: pinned inside the approved copy")
+        elif s.key in _SSH_ARGS:
+            found.append(f"[{s.section}] {s.key} = {s.value} (every ssh connection uses it)")
     return tuple(found)
-
-
-class _CaseKeeping(configparser.ConfigParser):
-    """Ansible's keys are case-sensitive in meaning: keep them as written."""
-
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr
 
 
 def compose(
@@ -116,35 +195,33 @@ def compose(
 ) -> str:
     """The text of the run's ansible.cfg: `ours` (gcmschange's tuning) under the repository's
     `ansible.cfg` (when `content` has one), then the forced settings and pinned paths."""
-    parser = _CaseKeeping(interpolation=None)
+    parser = configparser.ConfigParser(interpolation=None)
     for section, values in ours.items():
         parser[section] = dict(values)
     own = content / "ansible.cfg" if content is not None else None
     if own is not None and own.is_file():
-        theirs = _CaseKeeping(interpolation=None)
-        try:
-            theirs.read_string(own.read_text(encoding="utf-8"), source="ansible.cfg")
-        except (configparser.Error, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"ansible.cfg: cannot be read: {exc}") from exc
-        for section in theirs.sections():
-            if not parser.has_section(section):
-                parser.add_section(section)
-            for key, value in theirs.items(section, raw=True):
-                # `own` exists only when `content` does: its paths are pinned to it.
-                pinned = _pinned(own.parent, key, value) if key in PATH_KEYS else value
-                parser[section][key] = pinned
-    defaults = parser["defaults"] if parser.has_section("defaults") else None
-    if defaults is None:
+        for s in _read(own):
+            if s.key in DROPPED.get(s.section, ()):
+                continue
+            if not parser.has_section(s.section):
+                parser.add_section(s.section)
+            # `own` exists only when `content` does: its paths are pinned to it.
+            pinned = _pinned(own.parent, s.key, s.value) if s.key in PATH_KEYS else s.value
+            parser[s.section][s.key] = pinned
+    if not parser.has_section("defaults"):
         parser.add_section("defaults")
-        defaults = parser["defaults"]
+    defaults = parser["defaults"]
+    if "collections_paths" in defaults:  # the older spelling of the same setting
+        defaults.setdefault("collections_path", defaults.pop("collections_paths"))
     if content is not None:
-        defaults.setdefault("roles_path", str(content.resolve() / "roles"))
-        defaults.setdefault("collections_path", str(content.resolve() / "collections"))
+        for key, folder in _UNSET_PATHS.items():
+            defaults.setdefault(key, str(content.resolve() / folder))
         _requirements_paths(content, defaults)
     defaults.update(FORCED_DEFAULTS)
     if not parser.has_section("ssh_connection"):
         parser.add_section("ssh_connection")
     parser["ssh_connection"].update(forced_ssh)
+    parser["ssh_connection"]["host_key_checking"] = "True"
     lines: list[str] = []
     for section in parser.sections():
         lines.append(f"[{section}]")

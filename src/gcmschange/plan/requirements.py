@@ -40,6 +40,7 @@ INSTALLED = ".gcms-requirements"  # inside the sealed tree; never a folder of th
 RECORD = f"{INSTALLED}/installed.json"
 ROLES = f"{INSTALLED}/roles"
 COLLECTIONS = f"{INSTALLED}/collections"
+ROLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)?$")
 EXACT = re.compile(r"^(==)?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$")
 NETWORK = re.compile(r"^(git\+)?(https?|ssh|git)://|^[^/]+@[^/]+:", re.IGNORECASE)
 # What a galaxy install writes that is not content: the date it ran would make every seal's
@@ -113,8 +114,14 @@ def _entry(kind: str, index: int, raw: Any, root: Path) -> _Entry:
     if kind == "collection" and not git and not EXACT.match(version):
         raise _refuse(where, f"version {version!r} is a range: pin one exact version")
     if kind == "role":
-        if not name:
-            raise _refuse(where, "no name: say which folder the role installs as")
+        if not ROLE_NAME.match(name):
+            # ansible-galaxy joins the name to the install folder: `../..` would write outside
+            # the sealed tree, somewhere a later run loads plugins from.
+            raise _refuse(
+                where,
+                f"name {name!r}: a role installs as one folder, named with letters, "
+                "digits, _ . and - (namespace.role allowed)",
+            )
         how = _how(source, declared)
     elif "/" not in source and not source.startswith((".", "git+", "file:")):
         how, source = "python", ""  # namespace.name: from the Python environment
