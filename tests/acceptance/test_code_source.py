@@ -67,15 +67,24 @@ def test_a_data_only_merge_request_is_planned_with_the_target_branch_code(repo: 
     assert "with this change request" in source.why
 
 
-def test_a_code_change_is_planned_with_its_own_code_only_where_policy_allows(
-    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_code_change_is_planned_with_its_own_code_only_where_policy_and_runner_allow(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "pwned"
     change = _new_change(repo)
     (repo / "playbooks" / "configure.yml").write_text(CONTROLLER_TASK.format(marker=marker))
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "tidy the playbook")
-    # The lab allows it by default (untrusted_plans: [lab]): the branch's own code.
+    # The reference policy allows the lab (untrusted_plans: [lab]), but a runner that has not
+    # declared itself a lab-only runner may hold other keys: refused before anything runs.
+    monkeypatch.delenv(code_source.RUNNER_ENV, raising=False)
+    assert main(["--repo", str(repo), "plan", change]) == 1
+    err = capsys.readouterr().err
+    assert "this runner does not declare that it may plan untrusted code for lab" in err
+    assert "GCMS_UNTRUSTED_RUNNER=unset" in err and "\n" not in err.strip()
+    assert not marker.exists()
+    # Policy and runner both say lab: the branch's own code.
+    monkeypatch.setenv(code_source.RUNNER_ENV, "lab")
     assert code_source.choose(repo, load_change(repo, change)).commit is None
     # The trusted policy says no environment may: refused before anything runs.
     git(repo, "checkout", "-q", "main")

@@ -10,9 +10,13 @@ pipeline:
 - a merge request that changes only data (`changes/`, `approvals/`) is planned with the code
   of the trust ref (the target branch at the merge base: playbooks, roles, plugins, inventory,
   verification) and the merge request's change request;
-- a merge request that changes anything else is planned with its own code only in the
-  environments `policy.yml` lists under `untrusted_plans` (the lab by default), read from the
-  trust ref; elsewhere it is refused, in one line that says why and what to do.
+- a merge request that changes anything else is planned with its own code only in an
+  environment that `policy.yml` lists under `untrusted_plans` (none by default), read from the
+  trust ref, **and** that the runner itself declares it may plan untrusted code for
+  (`GCMS_UNTRUSTED_RUNNER=lab`, set by the runner's administrator in its own configuration:
+  a runner that holds that environment's keys and nothing else). Elsewhere it is refused, in
+  one line that says why and what to do. Policy alone is not enough: a plan runner that also
+  holds another estate's key would hand it to the branch's code.
 
 Outside merge-request pipelines (a release manager's own checkout, the default branch) the
 working tree is the code, as the person running it chose.
@@ -20,6 +24,7 @@ working tree is the code, as the person running it chose.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +53,36 @@ def choose(root: Path, change: ChangeRequest, trust_ref: str | None = None) -> C
         return CodeSource(trust.sha, f"the code of {trust.describe()}, with this change request")
     systems = frozenset(load_estate(root).systems)
     allowed = trusted.load(root, trusted.at_commit(root, trust.sha), systems).policy.untrusted_plans
-    if change.environment in allowed:
+    runner = runner_allows()
+    env = change.environment
+    if env in allowed and env in runner:
         return CodeSource(
-            None, f"this branch's own code: {change.environment} is in policy untrusted_plans"
+            None,
+            f"this branch's own code: {env} is in policy untrusted_plans and this runner "
+            f"declares it ({RUNNER_ENV})",
         )
     shown = ", ".join(code[:4]) + (f" and {len(code) - 4} more" if len(code) > 4 else "")
+    if env in allowed:
+        why = (
+            f"this runner does not declare that it may plan untrusted code for {env} "
+            f"({RUNNER_ENV}={','.join(runner) or 'unset'}; its administrator sets it on a "
+            f"runner that holds {env}'s keys and nothing else)"
+        )
+    else:
+        why = (
+            f"code from a merge request runs before approval only in "
+            f"{', '.join(allowed) or 'no environment'} (policy.yml untrusted_plans)"
+        )
     raise GateRefusedError(
-        f"{change.id}: not planned: this merge request changes code ({shown}), and code from a "
-        f"merge request runs before approval only in {', '.join(allowed) or 'no environment'} "
-        f"(policy.yml untrusted_plans); plan it in one of those, or merge the code change "
-        f"first under its own approval, then plan {change.id} against it"
+        f"{change.id}: not planned: this merge request changes code ({shown}), and {why}; "
+        f"merge the code change first under its own approval, then plan {change.id} against it"
     )
+
+
+RUNNER_ENV = "GCMS_UNTRUSTED_RUNNER"
+
+
+def runner_allows() -> frozenset[str]:
+    """The environments this runner says it may plan a merge request's own code for."""
+    listed = os.environ.get(RUNNER_ENV, "")
+    return frozenset(e.strip() for e in listed.split(",") if e.strip())

@@ -83,7 +83,7 @@ class Policy:
     approval_expiry_days: int
     governance: GovernanceRules = field(default_factory=GovernanceRules)
     clock_skew: timedelta = timedelta(minutes=5)
-    untrusted_plans: tuple[str, ...] = ("lab",)
+    untrusted_plans: tuple[str, ...] = ()
     conflict_severity: dict[str, str] = field(
         default_factory=lambda: dict(DEFAULT_CONFLICT_SEVERITY)
     )
@@ -189,7 +189,7 @@ def from_document(doc: dict[str, Any], where: str = "policy.yml") -> Policy:
                 approvals=int((doc.get("governance") or {}).get("approvals", 2)),
             ),
             clock_skew=timedelta(minutes=int(doc.get("clock_skew_minutes", 5))),
-            untrusted_plans=tuple(str(e) for e in doc.get("untrusted_plans", ("lab",))),
+            untrusted_plans=tuple(str(e) for e in doc.get("untrusted_plans", ())),
             conflict_severity=(
                 {str(k): str(v) for k, v in conflicts.items()}
                 if isinstance(conflicts, dict)
