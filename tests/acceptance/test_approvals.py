@@ -477,3 +477,33 @@ def test_expiry_beyond_policy_and_bad_durations_are_refused(
     code, _, err = lab.approve(capsys, "CHG-LAB-0001", "owner-portal", "--expires", "soon")
     assert code == 2
     assert "expected a positive duration like 30m, 12h, 3d, 2w" in err
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["deeply nested JSON elsewhere", "a folder named like a statement", "a huge file", "a link"],
+)
+def test_a_hostile_file_under_approvals_is_judged_never_a_crash(
+    lab: Lab, capsys: pytest.CaptureFixture[str], hostile: str
+) -> None:
+    # Anyone can commit under approvals/ (a data-only merge request), and every gate reads all
+    # of it for the replay check: one bad file must not stop every other change's apply.
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    own = lab.root / "approvals" / "CHG-LAB-0001"
+    if hostile == "deeply nested JSON elsewhere":
+        (lab.root / "approvals" / "ZZZ").mkdir()
+        (lab.root / "approvals" / "ZZZ" / "deep.json").write_text("[" * 100_000)
+        code, out = gate(lab, capsys, "CHG-LAB-0001")
+        assert code == 0, out  # not this change's file: the others still pass
+        return
+    if hostile == "a folder named like a statement":
+        (own / "a.json").mkdir()
+    elif hostile == "a huge file":
+        (own / "a.json").write_text("{" + " " * 100_000 + "}")
+    else:
+        (own / "a.json").symlink_to("/dev/zero")
+    (own / "a.json.sig").write_text("x")
+    code, out = gate(lab, capsys, "CHG-LAB-0001")
+    assert code in (0, 1), out
+    assert "approvals/CHG-LAB-0001/a.json" in out and "malformed" in out
+    assert "internal error" not in out

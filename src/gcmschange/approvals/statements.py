@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import stat
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -81,11 +82,29 @@ def statement_text(statement: Statement) -> str:
     return json.dumps(asdict(statement), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+MAX_STATEMENT_BYTES = 64 * 1024  # a statement is a few hundred bytes
+
+
+def read_statement_text(path: Path, where: str) -> str:
+    """A statement file's text: a regular file of modest size, or a located refusal. Anyone
+    can commit under approvals/, and every gate reads all of it (the replay check)."""
+    try:
+        mode = path.lstat()
+        if not stat.S_ISREG(mode.st_mode):
+            raise InvalidInputError(f"{where}: not a regular file")
+        if mode.st_size > MAX_STATEMENT_BYTES:
+            raise InvalidInputError(f"{where}: {mode.st_size} bytes, more than a statement holds")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{where}: cannot be read: {exc}") from exc
+
+
 def parse_statement(text: str, where: str) -> Statement:
     try:
         doc: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{where}: not JSON: {exc}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInputError(f"{where}: not JSON: {reason}") from exc
     names = {f.name for f in fields(Statement)}
     if not isinstance(doc, dict) or set(doc) - names:
         raise InvalidInputError(f"{where}: unexpected fields {sorted(set(doc) - names)}")
@@ -135,8 +154,8 @@ def _nonces(root: Path) -> Counter[str]:
     counts: Counter[str] = Counter()
     for path in sorted((root / APPROVALS_DIR).glob("*/*.json")):
         try:
-            nonce = json.loads(path.read_text(encoding="utf-8")).get("nonce")
-        except (ValueError, UnicodeDecodeError, AttributeError):
+            nonce = json.loads(read_statement_text(path, str(path))).get("nonce")
+        except (ValueError, InvalidInputError, AttributeError, RecursionError):
             continue
         if isinstance(nonce, str):
             counts[nonce] += 1
@@ -241,12 +260,16 @@ def verdict_of(
     ref = str(path.relative_to(root))
     sig = path.with_name(path.name + ".sig")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_statement_text(path, ref)
         statement = parse_statement(text, ref)
-    except (InvalidInputError, UnicodeDecodeError) as exc:
+    except InvalidInputError as exc:
         return Verdict("file", ref, MALFORMED, str(exc), None, ())
     if not sig.is_file():
         return Verdict("file", ref, MALFORMED, f"{ref}: no signature file beside it", None, ())
+    try:
+        read_statement_text(sig, f"{ref}.sig")  # ssh-keygen reads it: a small regular file
+    except InvalidInputError as exc:
+        return Verdict("file", ref, MALFORMED, str(exc), None, ())
     status, signer = _signer(approvers, text, sig)
     if signer is None:
         reason = (
