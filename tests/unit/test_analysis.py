@@ -122,6 +122,12 @@ def test_a_change_overrides_a_named_template_and_adds_its_own() -> None:
     assert by_name["error-rate@portal"].count == 3  # the estate's other fields stay
     assert "queue-depth@portal" in by_name
     assert spec.bake == 30
+    # Approvers read, in the plan, every judge the change itself changed or brought: a query
+    # of vector(0) would otherwise read like the estate's own error rate.
+    assert "'max(q)' (ADDED BY THIS CHANGE)" in by_name["queue-depth@portal"].describe()
+    changed = by_name["error-rate@portal"].describe()
+    assert "(CHANGED BY THIS CHANGE)" in changed and "query '" in changed
+    assert "BY THIS CHANGE" not in by_name["latency@portal"].describe()
 
 
 def test_use_chooses_exactly_and_an_empty_list_turns_analysis_off() -> None:

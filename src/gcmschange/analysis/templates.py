@@ -53,6 +53,9 @@ class Template:
     failure: Condition | None = None
     failure_limit: int = 0  # failed measurements tolerated
     inconclusive_limit: int = 0  # inconclusive (or unmeasurable) measurements tolerated
+    # "estate", or how the change's own block made it: "changed" (an estate template with
+    # fields the change overrides) or "added". Approvers must see a judge the change chose.
+    origin: str = "estate"
 
     def bind(self, args: Mapping[str, str]) -> str:
         """The query with its arguments filled in; values are checked to be plain names."""
@@ -72,6 +75,8 @@ class Template:
         if self.failure is not None:
             parts.append(f"failure: {self.failure.text}")
         parts.append(f"failure limit {self.failure_limit}")
+        if self.origin != "estate":
+            parts.append(f"query {self.query!r} ({self.origin.upper()} BY THIS CHANGE)")
         return ", ".join(parts)
 
 
@@ -222,7 +227,8 @@ def spec_for(estate: EstateAnalysis, change: ChangeRequest) -> Spec:
     templates = dict(estate.templates)
     own: list[str] = []
     for name, body in (block.get("templates") or {}).items():
-        templates[name] = parse(name, body, f"{where}.templates.{name}", templates.get(name))
+        made = parse(name, body, f"{where}.templates.{name}", templates.get(name))
+        templates[name] = replace(made, origin="changed" if name in estate.templates else "added")
         if name not in estate.templates:
             own.append(name)
     chosen = block.get("use")
