@@ -142,3 +142,19 @@ def test_notices_get_no_line_from_a_title(hostile_repo: Path) -> None:
         text = path.read_text("utf-8")
         assert not CONTROL.search(text), path
         assert not any(line.startswith(("### Fake", "- [x]")) for line in text.splitlines())
+
+
+def test_the_markdown_copy_of_a_notice_gets_no_link_image_or_html_from_a_value(
+    hostile_repo: Path,
+) -> None:
+    # The mail is text/plain; its Markdown copy is rendered wherever it is shown, so a value
+    # is escaped there: no `[text](url)` link, no raw tag, while the template's own headings stay.
+    written = sorted((hostile_repo / ".gcmschange").rglob("*.md"))
+    for path in written:
+        text = path.read_text("utf-8")
+        assert "](https://evil.example/)" not in text, path
+        assert "<script>" not in text, path
+        assert "\\<script\\>" in text or "script" not in text, path
+        assert text.count("# ") >= 2, path  # the template's headings are Markdown still
+    emls = sorted((hostile_repo / ".gcmschange").rglob("*.eml"))
+    assert any("<script>" in p.read_text("utf-8", errors="replace") for p in emls)

@@ -167,7 +167,7 @@ def ansible_cfg(spec: RunSpec, content: Path | None, control_dir: str) -> str:
 # business and stay.
 _CREDENTIAL = re.compile(
     r"GCMS_VAULT_PASSWORD|GCMS_GITLAB_TOKEN|CI_JOB_TOKEN|CI_JOB_JWT.*|CI_REGISTRY_PASSWORD"
-    r"|CI_DEPLOY_PASSWORD|CI_REPOSITORY_URL|CI_SERVER_TLS_.*|ID_TOKEN_.*"
+    r"|CI_DEPLOY_PASSWORD|CI_REPOSITORY_URL|CI_SERVER_TLS_.*|ID_TOKEN_.*|GCMS_SMTP_.*"
 )
 
 

@@ -19,6 +19,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
+from gcmschange import textsafe
 from gcmschange.audit import trail
 from gcmschange.errors import InvalidInputError
 from gcmschange.masking import mask_data, mask_text, secret_names, secret_values
@@ -53,6 +54,7 @@ class _Draft:
     subject: str
     body: str
     message: EmailMessage
+    page: str  # the Markdown copy kept beside the mail
 
 
 def _address(name: str, addr: str, where: str) -> Address:
@@ -98,7 +100,15 @@ def _drafts(
         rendered = rendering.render(root, base["template"], base["timezone"], context)
         subject, body = mask_text(rendered.subject, secrets), mask_text(rendered.body, secrets)
         message = _message(estate, partner, subject, body, **base)
-        drafts.append(_Draft(partner, subject, body, message))
+        # Masked before escaping: an escaped secret would no longer match its mask.
+        masked = mask_data(context, secrets)
+        page = rendering.render(root, base["template"], base["timezone"], masked, markdown=True)
+        header = textsafe.plain(f"to: {partner.contact} | {message['Message-ID']}")
+        text = (
+            f"<!-- {header.replace('--', '- -')} -->\n"
+            f"**{textsafe.markdown_inline(page.subject)}**\n\n{page.body}"
+        )
+        drafts.append(_Draft(partner, subject, body, message, mask_text(text, secrets)))
     return drafts
 
 
@@ -131,8 +141,7 @@ def _issue(
     for draft in drafts:
         eml, md = folder / f"{draft.partner.id}.eml", folder / f"{draft.partner.id}.md"
         _write(eml, draft.message.as_bytes(policy=SMTP))
-        header = f"<!-- to: {draft.partner.contact} | {draft.message['Message-ID']} -->\n"
-        _write(md, (header + f"**{draft.subject}**\n\n" + draft.body).encode("utf-8"))
+        _write(md, draft.page.encode("utf-8"))
         notices.append(
             Notice(
                 meta["ref"],

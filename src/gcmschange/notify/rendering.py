@@ -99,7 +99,12 @@ def _printed(value: Any) -> Any:
     return textsafe.plain(value) if isinstance(value, str) else value
 
 
-def environment(root: Path, zone: str) -> jinja2.Environment:
+def _printed_markdown(value: Any) -> Any:
+    """For the Markdown copy: a value cannot make a link, an image or HTML of itself."""
+    return textsafe.markdown_inline(value) if isinstance(value, str) else value
+
+
+def environment(root: Path, zone: str, *, markdown: bool = False) -> jinja2.Environment:
     loader = jinja2.ChoiceLoader(
         [
             jinja2.FileSystemLoader(root / "notices" / "templates"),
@@ -111,16 +116,19 @@ def environment(root: Path, zone: str) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         keep_trailing_newline=True,
-        finalize=_printed,
+        finalize=_printed_markdown if markdown else _printed,
     )
     env.filters["when_en"] = lambda v: when_en(v, zone)
     env.filters["when_fr"] = lambda v: when_fr(v, zone)
     return env
 
 
-def render(root: Path, template: str, zone: str, context: dict[str, Any]) -> Rendered:
-    """The subject line and the Markdown body of one notice."""
-    env = environment(root, zone)
+def render(
+    root: Path, template: str, zone: str, context: dict[str, Any], *, markdown: bool = False
+) -> Rendered:
+    """The subject line and the body of one notice: for the mail, values as plain text; with
+    `markdown`, for a page that renders Markdown, values escaped as Markdown."""
+    env = environment(root, zone, markdown=markdown)
     try:
         subject = env.get_template("subject.j2").render(context)
         body = env.get_template(f"{template}.md.j2").render(context)
