@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from gcmschange.apply import locks, rollout
@@ -21,6 +22,7 @@ from gcmschange.apply.waves import Idempotence
 from gcmschange.cli import app
 from gcmschange.errors import ExitCode, GcmsError, UnreachableError
 from gcmschange.execution.nodes import NodeHealth
+from gcmschange.textsafe import terminal
 
 
 class VerificationFailedError(GcmsError):
@@ -43,8 +45,19 @@ class TextProgress:
     def task(self, host: str, task: str, status: str) -> None:
         if status in self.QUIET:
             return
-        colour = {"ok": "green", "failed": "red", "unreachable": "red", "skipped": "dim"}
-        self.console.print(f"    {host:<16} [{colour.get(status, 'white')}]{status:<11}[/] {task}")
+        colour = {
+            "ok": "green",
+            "changed": "yellow",
+            "failed": "red",
+            "unreachable": "red",
+            "skipped": "dim",
+        }
+        # One line per result however long the task's name: `grep HOST` must find all of it.
+        self.console.print(
+            f"    {escape(terminal(host)):<16} [{colour.get(status, 'white')}]{status:<11}[/] "
+            f"{escape(terminal(task))}",
+            soft_wrap=True,
+        )
 
 
 def _options(ctx: app.Context, flags: app.ApplyFlags) -> engine.Options:

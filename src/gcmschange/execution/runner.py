@@ -229,6 +229,7 @@ class Collector:
         # A remote playbook's PID means nothing here: never one for `stop_leftovers` to signal.
         self.pid_written = not local
         self.stats: dict[str, Any] = {}
+        self.errors: list[str] = []  # what Ansible printed as [ERROR] outside any host's result
 
     def __call__(self, event: dict[str, Any]) -> bool:
         if not self.pid_written and isinstance(event.get("pid"), int):
@@ -247,6 +248,10 @@ class Collector:
         host = str(data.get("host", ""))
         task = str(data.get("task", ""))
         res = data.get("res") or {}
+        if not kind.startswith("runner_") and len(self.errors) < 5:
+            # A playbook that cannot load (a module or role not found, a syntax error) says
+            # why only here: in a verbose line, with no host result at all.
+            self.errors += _error_lines(str(event.get("stdout") or ""), self.secrets)
         if kind in {"runner_on_ok", "runner_item_on_ok"} and isinstance(res, dict):
             # A loop's summary event repeats its items, which were reported one by one.
             if res.get("changed") and "results" not in res:
@@ -262,17 +267,41 @@ class Collector:
                 host, mask_text(f"unreachable: {failure_message(res)}", self.secrets)
             )
         if self.progress and host and kind.startswith("runner_on_"):
-            self.progress(host, task, kind.removeprefix("runner_on_"))
+            shown = kind.removeprefix("runner_on_")
+            if shown == "ok" and isinstance(res, dict) and res.get("changed"):
+                shown = "changed"  # as ansible-playbook itself says it
+            self.progress(host, task, shown)
         return True
+
+    def failures_of(self, status: str, hosts: Sequence[str]) -> dict[str, str]:
+        """The run's failures by host; a run that failed with no host's result failed on
+        every host it was given (it never got to them), with Ansible's own reason."""
+        if status == "successful" or self.failures or self.unreachable or not hosts:
+            return dict(self.failures)
+        why = " ".join(self.errors[:2]) or f"ansible-playbook ended {status} before any task ran"
+        name = self.spec.playbook.name
+        return dict.fromkeys(hosts, mask_text(f"playbook {name}: {why}"[:600], self.secrets))
 
     def _changed(self, host: str, task: str, res: dict[str, Any]) -> None:
         diff = _diff_text(res.get("diff", []), self.secrets) if self.spec.diff else ""
         self.changes.append(TaskChange(host, task, diff))
 
 
+_ERROR_LINE = re.compile(r"^(\[ERROR\]:|ERROR!)\s*")
+
+
+def _error_lines(text: str, secrets: Sequence[str]) -> list[str]:
+    return [
+        mask_text(_ERROR_LINE.sub("", line.strip()), secrets)
+        for line in text.splitlines()
+        if _ERROR_LINE.match(line.strip())
+    ]
+
+
 # Messages that say a task failed without saying why: the why is in its output.
 _GENERIC = ("All items completed", "Unknown error", "non-zero return code", "MODULE FAILURE")
 _DETAIL_KEYS = ("stderr", "module_stderr", "stdout", "module_stdout", "exception")
+_NO_DETAIL = frozenset({"(traceback unavailable)"})  # what ansible-core 2.19 says of none
 
 
 def _last_lines(text: str, limit: int = 300) -> str:
@@ -290,7 +319,18 @@ def failure_message(res: Any) -> str:
             if isinstance(item, Mapping) and (item.get("failed") or item.get("unreachable")):
                 return failure_message(item)
     msg = _last_lines(str(res.get("msg") or ""))
-    detail = next((_last_lines(str(res[k])) for k in _DETAIL_KEYS if res.get(k)), "")
+    detail = next(
+        (
+            _last_lines(str(res[k]))
+            for k in _DETAIL_KEYS
+            if res.get(k) and str(res[k]).strip() not in _NO_DETAIL
+        ),
+        "",
+    )
+    if "rc" in res and res.get("cmd"):  # a command's: which one, and what it returned
+        cmd = res["cmd"]
+        shown = " ".join(map(str, cmd)) if isinstance(cmd, list) else str(cmd)
+        detail = "; ".join(p for p in (f"rc={res['rc']} cmd: {shown[:200]}", detail) if p)
     if msg and detail and (not msg.strip(". ") or any(g in msg for g in _GENERIC)):
         return f"{msg}: {detail}"
     return msg or detail or "failed"
@@ -549,7 +589,7 @@ def _run(
         rc=int(result.rc if result.rc is not None else -1),
         hosts=hosts,
         changes=tuple(collector.changes),
-        failures=dict(collector.failures),
+        failures=collector.failures_of(str(result.status), spec.limit),
         unreachable=tuple(sorted(set(collector.unreachable) | set(stats.get("dark", {})))),
         artifacts=spec.work_dir / "artifacts",
         duration_s=duration,
