@@ -179,3 +179,17 @@ def test_roles_are_found_in_plays_and_tasks_not_templated_names(site_repo: Path)
         "        name: '{{ which }}'\n",
     )
     assert argspecs.applied_roles(site_repo, "more") == (("site", "main"), ("banner", "show"))
+
+
+def test_a_role_on_the_repositorys_roles_path_brings_its_spec(
+    site_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Where Ansible finds the role (ansible.cfg roles_path), validation finds its spec.
+    _write(site_repo, "ansible.cfg", "[defaults]\nroles_path = vendor_roles\n")
+    (site_repo / "roles").rename(site_repo / "vendor_roles")
+    _change(site_repo, "site_port: 8081\n" + vault_yaml("site_owner", "ops", indent=0))
+    code, out = _validate(site_repo, capsys)
+    assert code == 0, out
+    _change(site_repo, "site_port: 9000\n" + vault_yaml("site_owner", "ops", indent=0))
+    code, out = _validate(site_repo, capsys)
+    assert code == 1 and "must be one of 8080, 8081 (got 9000)" in out, out

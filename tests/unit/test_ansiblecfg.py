@@ -154,3 +154,13 @@ def test_a_setting_ansible_would_read_otherwise_is_refused(
     with pytest.raises(InvalidInputError, match=reason) as caught:
         ansiblecfg.compose(tmp_path, OURS, FORCED_SSH)
     assert "\n" not in caught.value.message
+
+
+def test_the_folders_a_cfg_names_are_the_ones_to_seal() -> None:
+    text = (
+        "[defaults]\nroles_path = vendor_roles:./roles:/etc/ansible/roles:../up\n"
+        "library = lib/modules\nforks = 5\n[other]\nfilter_plugins = .git/hooks:.\n"
+    )
+    assert ansiblecfg.folders_named(text) == ("vendor_roles", "roles", "lib/modules")
+    assert ansiblecfg.folders_named(None) == ()
+    assert ansiblecfg.folders_named("not ini") == ()

@@ -176,3 +176,14 @@ def test_a_verification_test_that_runs_on_no_target_is_refused(
     err = capsys.readouterr().err
     assert "verify/test_portal.py runs on none of CHG-LAB-0002's hosts" in err
     assert "$.verification[1]" in err
+
+
+def test_a_folder_the_repositorys_ansible_cfg_names_is_sealed_and_covered(root: Path) -> None:
+    # roles_path = vendor_roles:roles: the run pins it inside the copy, so the copy holds it,
+    # and an edit there after approval moves the digest.
+    (root / "ansible.cfg").write_text("[defaults]\nroles_path = vendor_roles:roles\n")
+    _add("vendor_roles/extra/tasks/main.yml", "- debug: msg=x\n")(root)
+    before = road.prepare(root, CHANGE, use_cache=False)
+    assert (before.loaded.content / "vendor_roles/extra/tasks/main.yml").is_file()
+    _edit("vendor_roles/extra/tasks/main.yml", "msg=x", "msg=y")(root)
+    assert _digest(root) != before.digest

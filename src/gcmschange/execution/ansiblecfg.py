@@ -115,6 +115,44 @@ def _read(own: Path) -> list[_Setting]:
     return found
 
 
+def folders_named(text: str | None) -> tuple[str, ...]:
+    """The repository folders an ansible.cfg's path settings name (relative, normalised),
+    in the order written: what the sealed copy must hold for those paths to find anything.
+    Entries that leave the repository, or name it whole or its git or state folders, are
+    not folders to seal (`compose` refuses the first; the others hold no content of theirs)."""
+    if not text:
+        return ()
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    try:
+        parser.read_string(text, source="ansible.cfg")
+    except configparser.Error:
+        return ()  # `compose` says what is wrong with it, when a run reads it
+    found: list[str] = []
+    for section in parser.sections():
+        for key in parser.options(section):
+            if key not in PATH_KEYS:
+                continue
+            for raw in parser.get(section, key, raw=True).split(":"):
+                parts = Path(raw.strip()).parts
+                if not parts or Path(raw.strip()).is_absolute() or ".." in parts:
+                    continue
+                clean = Path(*[p for p in parts if p != "."]).as_posix()
+                if clean in ("", ".") or clean.split("/")[0] in (".git", ".gcmschange"):
+                    continue
+                found.append(clean)
+    return tuple(dict.fromkeys(found))
+
+
+def roles_path(root: Path) -> tuple[str, ...]:
+    """The repository folders Ansible takes roles from (after a playbook's own `roles/`):
+    what the repository's ansible.cfg names as `roles_path`, else `roles`."""
+    own = root / "ansible.cfg"
+    named = [s.value for s in _read(own) if s.key == "roles_path"] if own.is_file() else []
+    if not named:
+        return ("roles",)
+    return folders_named(f"[defaults]\nroles_path = {named[-1]}\n")
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gcmschange import gitrepo
 from gcmschange.errors import InvalidInputError
+from gcmschange.execution import ansiblecfg
 from gcmschange.paths import state_dir
 from gcmschange.plan import requirements
 
@@ -105,6 +106,15 @@ def seal(root: Path, change_id: str, environment: str, code_from: str | None = N
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     names = [*SEALED, f"inventories/{environment}"]
+    # Folders the repository's own ansible.cfg names (roles_path = vendor_roles:roles, ...):
+    # pinned inside the copy by the run's ansible.cfg, so they must be in the copy.
+    cfg = (
+        gitrepo.files_at(root, code_from, ["ansible.cfg"]).get("ansible.cfg")
+        if code_from
+        else ((root / "ansible.cfg").read_bytes() if (root / "ansible.cfg").is_file() else None)
+    )
+    text = cfg.decode("utf-8", errors="replace") if cfg is not None else None
+    names += [n for n in ansiblecfg.folders_named(text) if n not in names]
     try:
         if code_from is None:
             files = [_copy(root, p, partial) for n in names for p in _walk(root, n)]

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from gcmschange import resources, yamlsafe
-from gcmschange.errors import Location, Problem, ValidationError
+from gcmschange.errors import GcmsError, Location, Problem, ValidationError
+from gcmschange.execution import ansiblecfg
 from gcmschange.validate.schema import checker
 
 PLAYBOOK_SPEC = ".meta.yml"  # playbooks/<name>.meta.yml
 RETIRED_SPEC = ".spec.yml"  # gcmschange's private format before Ansible's (issue 14)
 ROLE_SPEC = ("meta/argument_specs.yml", "meta/argument_specs.yaml")
-ROLE_FOLDERS = ("roles", "playbooks/roles")  # where Ansible finds a playbook's roles too
 ROLE_MODULES = frozenset(
     {
         "include_role",
@@ -182,12 +182,21 @@ def _option(name: str, raw: dict[str, Any]) -> Option:
     )
 
 
+def role_folders(root: Path) -> tuple[str, ...]:
+    """Where Ansible looks for a playbook's roles, in its order: beside the playbook, then
+    roles_path as the repository's ansible.cfg sets it (default `roles`)."""
+    try:
+        return ("playbooks/roles", *ansiblecfg.roles_path(root))
+    except GcmsError:
+        return ("playbooks/roles", "roles")  # a broken ansible.cfg is refused where it runs
+
+
 def role_folder(root: Path, role: str) -> Path | None:
     """The repository's folder of `role`, where Ansible would find it first; a collection's
     role (`ns.coll.role`) or one installed from requirements.yml is not in the repository."""
     if "/" in role or role.startswith("."):
         return None
-    for base in ROLE_FOLDERS:
+    for base in role_folders(root):
         folder = root / base / role
         if folder.is_dir() and yamlsafe.folder_inside(root, folder):
             return folder

@@ -128,10 +128,10 @@ def _digest(root: Path) -> str:
     parts = [*sorted(package.glob("validate/*.py")), *sorted(package.glob("rules/*.py"))]
     parts += [*sorted(package.glob("analysis/expr.py")), package / "analysis" / "templates.py"]
     parts += [package / "yamlsafe.py", *sorted(resources.schemas_dir().glob("*.json"))]
-    parts += [root / "estate.yml", root / "policy.yml"]
+    parts += [root / "estate.yml", root / "policy.yml", root / "ansible.cfg"]
     patterns: tuple[str, ...] = ("catalogue/*.yml", "playbooks/*")
     patterns += tuple(
-        f"{base}/*/{spec}" for base in argspecs.ROLE_FOLDERS for spec in argspecs.ROLE_SPEC
+        f"{base}/*/{spec}" for base in argspecs.role_folders(root) for spec in argspecs.ROLE_SPEC
     )
     for pattern in patterns:
         parts += sorted(root.glob(pattern))
