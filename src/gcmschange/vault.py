@@ -176,7 +176,8 @@ def decrypt(vaulttext: str, where: str, root: Path | None = None) -> str:
     if secret is None:
         raise UsageError(
             f"{where}: encrypted with Ansible Vault, and no vault password was given "
-            "(--vault-password-file FILE, or GCMS_VAULT_PASSWORD)"
+            "(--vault-password-file FILE, GCMS_VAULT_PASSWORD_FILE, ANSIBLE_VAULT_PASSWORD_FILE, "
+            "or GCMS_VAULT_PASSWORD)"
         )
     salt, mac, body = _parts(vaulttext, where)
     kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=80, salt=salt, iterations=_ITERATIONS)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -262,11 +263,12 @@ def _files_under(env_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def _guard(root: Path, env_dir: Path) -> tuple[str, bool]:
+def _guard(root: Path, env_dir: Path, unopened: list[Path] | None = None) -> tuple[str, bool]:
     """Read every file Ansible will read there through the hardened reader (regular files
     inside the repository, no links, size-capped, YAML without aliases or unknown tags),
     open the whole-file vaults so their values are masked, and return the hash of all these
-    bytes and whether a whole-file vault was among them."""
+    bytes and whether a whole-file vault was among them. With `unopened` and no vault
+    password, a whole-file vault is not opened but listed there."""
     digest = hashlib.sha256(ansible_inventory.VIEW_VERSION.encode())
     encrypted = False
     for path in _files_under(env_dir):
@@ -276,7 +278,9 @@ def _guard(root: Path, env_dir: Path) -> tuple[str, bool]:
         raw = yamlsafe.read_inside(root, path, limit=ESTATE_FILE_LIMIT)
         digest.update(f"{rel}\0{len(raw)}\0".encode())
         digest.update(raw)
-        if vault.is_vaulted(raw):
+        if vault.is_vaulted(raw) and unopened is not None and vault.password(root) is None:
+            unopened.append(path)
+        elif vault.is_vaulted(raw):
             encrypted = True
             plain = vault.decrypt(raw.decode("ascii", "replace"), str(path), root)
             _reveal_strings(
@@ -299,17 +303,31 @@ def _reveal_strings(value: Any) -> None:
             _reveal_strings(item)
 
 
-def load_inventory(root: Path, environment: str) -> Inventory:
+def load_inventory(root: Path, environment: str, *, shape_only: bool = False) -> Inventory:
     """The environment's inventory as Ansible reads it (`inventories/<env>/`: YAML or INI,
-    group_vars and host_vars), with each host's merged variables and its system."""
+    group_vars and host_vars), with each host's merged variables and its system.
+
+    `shape_only`: for what needs hosts and groups, not every value (validation): without a
+    vault password, the variables of whole-file vaults are left out instead of refused, so
+    the people and jobs that validate need not hold the operator's secret."""
     env_dir = root / "inventories" / environment
     if not inventory_sources(env_dir):
         hint = " (run `gcmschange lab up` first)" if environment == "lab" else ""
         raise InvalidInputError(f"{env_dir / 'hosts.yml'}: inventory not found{hint}")
-    key, encrypted = _guard(root, env_dir)
-    listing = ansible_inventory.read(
-        root, env_dir, key, cache_dir=ansible_inventory.cache_folder(), encrypted_files=encrypted
-    )
+    unopened: list[Path] = []
+    key, encrypted = _guard(root, env_dir, unopened if shape_only else None)
+    if unopened:
+        with tempfile.TemporaryDirectory(prefix="gcms-shape-") as tmp:
+            copy = Path(tmp) / environment
+            shutil.copytree(env_dir, copy, ignore=_leaving_out(env_dir, unopened))
+            listing = ansible_inventory.read(
+                root, copy, f"{key}-shape", cache_dir=None, encrypted_files=True
+            )
+    else:
+        cache = ansible_inventory.cache_folder()
+        listing = ansible_inventory.read(
+            root, env_dir, key, cache_dir=cache, encrypted_files=encrypted
+        )
     groups = {name: listing.members(name) for name in listing.groups if name not in _SPECIAL_GROUPS}
     system_of: dict[str, str] = {}
     for name, (direct, _children) in listing.groups.items():
@@ -321,6 +339,23 @@ def load_inventory(root: Path, environment: str) -> Inventory:
         for name, hvars in listing.hostvars.items()
     }
     return Inventory(environment, env_dir, hosts, groups, key, vaulted=listing.vaulted)
+
+
+def _leaving_out(top: Path, unopened: list[Path]) -> Callable[[str, list[str]], set[str]]:
+    left = {p.resolve() for p in unopened}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if (Path(folder) / n).resolve() in left}
+
+    return ignore
+
+
+def _sources_hint(env_dir: Path) -> Path:
+    """The file to name when an inventory is missing: the one that exists, else hosts.yml."""
+    for name in ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts"):
+        if (env_dir / name).is_file():
+            return env_dir / name
+    return env_dir / "hosts.yml"
 
 
 def vault_in(value: Any) -> bool:

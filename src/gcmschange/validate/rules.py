@@ -141,7 +141,7 @@ def _references(r: _Rules) -> None:
         elif env in ctx.inventories and not ctx.inventories[env].groups.get(system):
             r.add(
                 ("systems", i),
-                f"no hosts for {system!r} in inventories/{env}/hosts.yml",
+                f"no hosts for {system!r} in inventories/{env}/ (as Ansible reads it)",
                 "reference",
             )
     if r.ok("playbook") and data["playbook"] not in ctx.playbooks:

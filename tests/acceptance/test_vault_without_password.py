@@ -1,0 +1,64 @@
+"""Validation needs no vault password: the people and CI jobs that validate change requests
+need the hosts and groups of an inventory, not the operator's secret. What needs the values
+(render, plan, apply) still asks for the password, in one line naming every way to give it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gcmschange.cli import main
+from tests.conftest import vault_text
+
+HOSTS = """\
+all:
+  children:
+    portal:
+      hosts:
+        portal-1: {ansible_host: 10.0.0.1}
+    case_api:
+      hosts:
+        case-api-1: {ansible_host: 10.0.0.2}
+"""
+
+
+@pytest.fixture
+def vaulted_repo(estate_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    lab = estate_repo / "inventories" / "lab"
+    (lab / "hosts.yml").write_text(HOSTS, encoding="utf-8")
+    (lab / "group_vars" / "portal").mkdir(parents=True)
+    (lab / "group_vars" / "portal" / "vault.yml").write_text(
+        vault_text("portal_db_password: s3cr3t-in-a-vault\n"), encoding="utf-8"
+    )
+    monkeypatch.delenv("GCMS_VAULT_PASSWORD", raising=False)
+    return estate_repo
+
+
+def test_validate_reads_the_inventorys_shape_without_the_password(
+    vaulted_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--repo", str(vaulted_repo), "validate", "changes/CHG-LAB-0001.yaml"])
+    out = capsys.readouterr()
+    assert code == 0, out
+    assert "s3cr3t" not in out.out + out.err
+
+
+def test_a_missing_file_is_named_before_any_vault_question(
+    vaulted_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--repo", str(vaulted_repo), "validate", "changes/nope.yaml"])
+    err = capsys.readouterr()
+    assert code != 0
+    assert "nope.yaml" in err.out + err.err
+    assert "vault" not in (err.out + err.err).lower()
+
+
+def test_rendering_still_asks_for_the_password_in_one_line(
+    vaulted_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--repo", str(vaulted_repo), "render", "CHG-LAB-0001"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "vault.yml: encrypted with Ansible Vault, and no vault password was given" in err
+    assert "ANSIBLE_VAULT_PASSWORD_FILE" in err and "\n" not in err
