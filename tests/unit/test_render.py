@@ -95,6 +95,22 @@ def test_change_variables_are_data_never_templates(tmp_path: Path) -> None:
     assert out == "banner={{ lookup('pipe', 'id') }}\n"
 
 
+def test_a_page_escapes_what_it_prints_and_a_configuration_file_does_not(
+    tmp_path: Path,
+) -> None:
+    banner = "<b>x</b> & <script>1</script>"
+    r = _renderer(
+        tmp_path,
+        **{"index.html.j2": "<p>{{ banner }}</p>\n", "feed.xml.j2": "<t>{{ banner }}</t>\n"},
+        **{"nginx.conf.j2": "# {{ banner }}\n", "site.htm": "{{ banner }}"},
+    )
+    escaped = "&lt;b&gt;x&lt;/b&gt; &amp; &lt;script&gt;1&lt;/script&gt;"
+    assert r.render("index.html.j2", {"banner": banner}) == f"<p>{escaped}</p>\n"
+    assert r.render("feed.xml.j2", {"banner": banner}) == f"<t>{escaped}</t>\n"
+    assert r.render("site.htm", {"banner": banner}) == escaped
+    assert r.render("nginx.conf.j2", {"banner": banner}) == f"# {banner}\n"
+
+
 def test_compiled_once_and_deterministic(tmp_path: Path) -> None:
     r = _renderer(tmp_path, **{"d.j2": "{% for k, v in d.items() %}{{ k }}={{ v }}\n{% endfor %}"})
     first = r.render("d.j2", {"d": {"b": 2, "a": 1}})

@@ -15,10 +15,11 @@ from gcmschange.audit import trail
 from gcmschange.cli import app
 from gcmschange.execution import nodes
 from gcmschange.execution.nodes import NodeHealth
-from gcmschange.lab import loadgen
+from gcmschange.lab import loadgen, preflight
 from gcmschange.lab import monitoring as lab_monitoring
 from gcmschange.lab.fleet import LabState
 from gcmschange.lab.preflight import DEFAULT_SYSTEMS
+from gcmschange.rules.estate import load_estate
 
 
 def _state_json(state: LabState) -> dict[str, Any]:
@@ -125,6 +126,14 @@ def up_cmd(
     ctx = app.get_context(verb_output)
     began = time.monotonic()
     names = [s.strip() for s in systems.split(",") if s.strip()]
+    if names and names != ["all"]:
+        chosen = preflight.with_groups_read(load_estate(ctx.repo), tuple(names))
+        if len(chosen) > len(names):
+            added = ", ".join(chosen[len(names) :])
+            click.echo(
+                f"also starting {added}: templates of the systems named read its hosts", err=True
+            )
+        names = list(chosen)
     state = lab.up(
         ctx.repo,
         names,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ from gcmschange.errors import LabError
 from gcmschange.lab import netns, registry
 from gcmschange.lab.hostproc import SSHD
 from gcmschange.lab.layout import LOOPBACK, MAX_EXEC_NODES, MODES, NETNS
+from gcmschange.render.configs import template_files
 from gcmschange.rules.estate import Estate
 
 DEFAULT_SYSTEMS = ("portal", "case_api", "partner_gateway")
@@ -49,6 +51,27 @@ def systems_of(estate: Estate, requested: Sequence[str] | None) -> tuple[str, ..
         known = ", ".join(estate.systems)
         raise LabError(f"unknown system '{unknown[0]}' (estate.yml has: {known}, or 'all')")
     return tuple(dict.fromkeys(requested))
+
+
+# `groups['case_api']` or `groups.case_api` in a template: the hosts of another system.
+_GROUP_READ = re.compile(r"""groups\s*(?:\[\s*['"]([A-Za-z0-9_]+)['"]\s*\]|\.([A-Za-z0-9_]+))""")
+
+
+def with_groups_read(estate: Estate, systems: tuple[str, ...]) -> tuple[str, ...]:
+    """`systems` and every system whose group their templates read, transitively: a portal
+    whose nginx.conf lists `groups['case_api']` cannot converge in a lab without case_api."""
+    wanted = list(systems)
+    for system in wanted:  # grows while it is walked: what is added is read in turn
+        if system not in estate.systems:
+            continue  # systems_of names it
+        names = [c.template for c in estate.systems[system].configs]
+        for path in template_files(estate.root / "templates", names):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for match in _GROUP_READ.finditer(text):
+                other = match.group(1) or match.group(2)
+                if other in estate.systems and other not in wanted:
+                    wanted.append(other)
+    return tuple(wanted)
 
 
 def check_size(systems: Sequence[str], hosts_per_system: int, exec_nodes: int = 0) -> None:

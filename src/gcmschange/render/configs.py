@@ -155,21 +155,31 @@ def safe_output_path(base: Path, host: str, dest: str) -> Path:
 _RUNTIME_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError)
 
 
+MARKUP_SUFFIXES = (".html", ".htm", ".xml", ".xhtml")
+
+
 class Renderer:
     """Compiles each template once and renders it for any number of hosts."""
 
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = templates_dir
-        self.env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(templates_dir)),
+        self.env = self._environment(autoescape=False)
+        # An HTML or XML template escapes what it prints: a change's value is text there, and
+        # `<script>` in a banner must not become markup on a public page. Decided per template
+        # by its name, with a second environment, so configuration files pay no escaping check.
+        self.markup_env = self._environment(autoescape=True)
+        self._cache: dict[str, jinja2.Template] = {}
+        self._names: dict[str, frozenset[str] | None] = {}
+
+    def _environment(self, *, autoescape: bool) -> ImmutableSandboxedEnvironment:
+        return ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self.templates_dir)),
             undefined=jinja2.StrictUndefined,
-            autoescape=False,
+            autoescape=autoescape,
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._cache: dict[str, jinja2.Template] = {}
-        self._names: dict[str, frozenset[str] | None] = {}
 
     def names_used(self, name: str) -> frozenset[str] | None:
         """The variables template `name` and the templates it includes read; None when it
@@ -194,7 +204,8 @@ class Renderer:
         cached = self._cache.get(name)
         if cached is None:
             try:
-                cached = self.env.get_template(name)
+                markup = name.removesuffix(".j2").endswith(MARKUP_SUFFIXES)
+                cached = (self.markup_env if markup else self.env).get_template(name)
             except jinja2.TemplateSyntaxError as exc:
                 file = f"templates/{exc.name or name}"
                 raise ValidationError(
