@@ -75,3 +75,26 @@ def test_progress_says_changed_for_a_changed_task_and_a_command_says_what_it_ran
     assert result.failures["here"].startswith("Deliberate failure: non-zero return code")
     assert "rc=1 cmd: /bin/false" in result.failures["here"]
     assert "traceback" not in result.failures["here"]
+
+
+def test_a_no_log_task_that_would_change_is_in_the_plan_with_its_output_hidden(
+    tmp_path: Path,
+) -> None:
+    # Ansible censors a no_log result down to one key, "changed" included: the task was
+    # missing from plans while apply then wrote it.
+    text = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Secret file is in place\n"
+        f"      ansible.builtin.copy: {{content: s3cr3t, dest: {tmp_path / 'secret'}}}\n"
+        "      no_log: true\n"
+    )
+    spec = _spec(tmp_path, text)
+    result = runner.run_playbook(
+        runner.RunSpec(
+            spec.playbook, spec.inventory, spec.work_dir, limit=spec.limit, check=True, diff=True
+        )
+    )
+    assert [(c.task, c.diff) for c in result.changes] == [
+        ("Secret file is in place", runner.NO_LOG_DIFF)
+    ]
+    assert not (tmp_path / "secret").exists()

@@ -252,9 +252,10 @@ class Collector:
             # A playbook that cannot load (a module or role not found, a syntax error) says
             # why only here: in a verbose line, with no host result at all.
             self.errors += _error_lines(str(event.get("stdout") or ""), self.secrets)
+        changed = isinstance(res, dict) and _changed(res, str(event.get("stdout") or ""))
         if kind in {"runner_on_ok", "runner_item_on_ok"} and isinstance(res, dict):
             # A loop's summary event repeats its items, which were reported one by one.
-            if res.get("changed") and "results" not in res:
+            if changed and "results" not in res:
                 self._changed(host, task, res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.failures.setdefault(
@@ -268,7 +269,7 @@ class Collector:
             )
         if self.progress and host and kind.startswith("runner_on_"):
             shown = kind.removeprefix("runner_on_")
-            if shown == "ok" and isinstance(res, dict) and res.get("changed"):
+            if shown == "ok" and changed:
                 shown = "changed"  # as ansible-playbook itself says it
             self.progress(host, task, shown)
         return True
@@ -284,7 +285,20 @@ class Collector:
 
     def _changed(self, host: str, task: str, res: dict[str, Any]) -> None:
         diff = _diff_text(res.get("diff", []), self.secrets) if self.spec.diff else ""
+        if "censored" in res:
+            diff = NO_LOG_DIFF
         self.changes.append(TaskChange(host, task, diff))
+
+
+NO_LOG_DIFF = "(output hidden: no_log)\n"
+
+
+def _changed(res: dict[str, Any], stdout: str) -> bool:
+    """Whether a task changed its host. A `no_log` result is censored down to one key, so
+    the line Ansible printed for it is what still says "changed"."""
+    if "censored" in res:
+        return stdout.lstrip().startswith("changed")
+    return bool(res.get("changed"))
 
 
 _ERROR_LINE = re.compile(r"^(\[ERROR\]:|ERROR!)\s*")
