@@ -142,7 +142,7 @@ def test_chg_lab_0001_applied_in_waves_and_verified(fleet: Path) -> None:
     assert all(set(s.verified) == set(s.hosts) for s in result.steps)
     assert result.findings == ()  # a check-mode run afterwards changes nothing
     assert seen.stages[0] == "wave 1/3 (canary): portal-1"
-    assert ("portal-1", "Rendered files are in place", "ok") in seen.tasks
+    assert ("portal-1", "Rendered files are in place", "changed") in seen.tasks
     assert locks.Store(fleet).list() == ()
     assert verbs.verify_change(fleet, change).ok
     banner = ssh(fleet, "portal-2", "curl -fsS http://127.0.0.1/")

@@ -127,7 +127,7 @@ def test_a_run_goes_through_transmit_worker_and_process(tmp_path: Path) -> None:
     assert result.status == "successful", result
     assert (out / "h1.txt").read_text() == "for h1\n"
     assert sorted(result.changed_hosts) == ["h1", "h2"]
-    assert ("h1", "ok") in seen  # events came back live, through the same collector
+    assert ("h1", "changed") in seen  # events came back live, through the same collector
     # The diff names the rendered file where the controller has it, not the node's copy.
     assert all(str(spec.files) in c.diff for c in result.changes if spec.files)
     assert not (tmp_path / "node" / "run-1").exists()  # the worker's folder is gone (--delete)
