@@ -507,3 +507,16 @@ def test_a_hostile_file_under_approvals_is_judged_never_a_crash(
     assert code in (0, 1), out
     assert "approvals/CHG-LAB-0001/a.json" in out and "malformed" in out
     assert "internal error" not in out
+
+
+def test_a_key_without_a_role_and_a_public_key_are_each_one_clear_line(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = lab.approve(capsys, "CHG-LAB-0001", "rm-alice")
+    assert code == 1
+    assert "rm-alice holds no approver role in the approvers file" in err
+    public = lab.keys["owner-portal"].with_suffix(".pub")
+    code, _, err = lab.run(capsys, "approve", "CHG-LAB-0001", "--key", str(public))
+    assert code == 1
+    assert f"{public}: a public key; --key takes your private key" in err
+    assert "chmod" not in err

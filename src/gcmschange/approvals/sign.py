@@ -22,7 +22,7 @@ from gcmschange.approvals.statements import (
     write_signed,
 )
 from gcmschange.audit import trail
-from gcmschange.errors import GateRefusedError, UsageError
+from gcmschange.errors import GateRefusedError, InvalidInputError, UsageError
 from gcmschange.model import ChangeRequest
 from gcmschange.rules import trusted
 from gcmschange.rules.approvers import Approver, Approvers
@@ -58,9 +58,14 @@ def _signer(approvers: Approvers, key: Path) -> Approver | None:
 def _role(who: Approver, role: str | None, required: tuple[str, ...]) -> str:
     if role is not None:
         return role
+    if not who.roles:
+        raise InvalidInputError(
+            f"{who.principal} holds no approver role in the approvers file: only a key with a "
+            "role (# roles: NAME ROLE,...) can approve"
+        )
     wanted = [r for r in who.roles if r in required] or list(who.roles)
     if len(wanted) != 1:
-        held = ", ".join(who.roles) or "none"
+        held = ", ".join(who.roles)
         raise UsageError(f"{who.principal} holds roles {held}: choose one with --role")
     return wanted[0]
 

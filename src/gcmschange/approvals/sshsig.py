@@ -28,6 +28,7 @@ def public_key(private_key: Path) -> str:
     """`keytype base64` of a private key file (ssh-keygen -y), without its comment."""
     if not private_key.is_file():
         raise InvalidInputError(f"{private_key}: no such key file")
+    _not_public(private_key)
     done = proc.run(["ssh-keygen", "-y", "-f", str(private_key)], check=False, input_text="")
     if done.returncode != 0:
         hint = f" (run: chmod 600 {private_key})" if "too open" in done.stderr else ""
@@ -51,8 +52,23 @@ def sign(private_key: Path, message: str, namespace: str = NAMESPACE) -> str:
     return done.stdout
 
 
+def _not_public(key: Path) -> None:
+    """A public key given where the private one is meant: say so, not ssh-keygen's riddle."""
+    try:
+        with key.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return
+    if head.startswith((b"ssh-", b"ecdsa-", b"sk-")):
+        private = key.with_suffix("") if key.suffix == ".pub" else key
+        raise InvalidInputError(
+            f"{key}: a public key; --key takes your private key (for example {private})"
+        )
+
+
 def _check_private(private_key: Path) -> None:
     """ssh-keygen refuses a key others can read, with a warning banner: say it in one line."""
+    _not_public(private_key)
     try:
         mode = private_key.stat().st_mode & 0o777
     except OSError as exc:

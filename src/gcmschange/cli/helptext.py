@@ -41,7 +41,7 @@ EPILOGS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "rollback": (
         ("gcmschange rollback CHG-LAB-0001",),
-        "4 rolled back and verified; 5 rollback failed; 1 refused",
+        "0 rolled back and verified (what was asked); 5 rollback failed (page someone); 1 refused",
     ),
     "resume": (
         ("gcmschange status CHG-LAB-0001", "gcmschange resume CHG-LAB-0001"),
