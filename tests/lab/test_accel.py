@@ -73,5 +73,5 @@ def test_without_mitogen_the_push_falls_back_to_native_and_says_why(
     result = _push(root, tmp_path / "apply")
     assert not result.accelerated
     assert result.notice == accel.MISSING
-    assert "strategy" not in _config_of(tmp_path / "apply")  # no Mitogen strategy configured
+    assert "\nstrategy = " not in _config_of(tmp_path / "apply")  # no Mitogen strategy set
     _assert_configured(root, result, lab_ssh)
