@@ -26,7 +26,7 @@ from gcmschange.execution import ansiblecfg
 from gcmschange.execution.runner import Progress, RunResult, TaskChange
 from gcmschange.masking import mask_bytes, mask_text
 from gcmschange.paths import change_dir
-from gcmschange.plan import code_source, requirements
+from gcmschange.plan import code_source, earlier, requirements
 from gcmschange.rules.policy import load_policy
 from gcmschange.validate.load import load_change
 
@@ -69,6 +69,7 @@ class Plan:
     analysis: tuple[str, ...] = ()  # per wave: what judges it by metrics (issue 17)
     ansible_cfg: tuple[str, ...] = ()  # the repository's settings the run did not take as is
     requirements: tuple[str, ...] = ()  # what requirements.yml installed into the sealed run
+    reverts: tuple[str, ...] = ()  # variables earlier applied changes set that this one does not
 
     def named(self, status: str) -> tuple[str, ...]:
         return tuple(h.host for h in self.hosts if h.status == status)
@@ -147,8 +148,9 @@ def build_plan(
     created: datetime,
     run_dir: str,
     analysis: tuple[str, ...] = (),
+    reverts: tuple[str, ...] = (),
 ) -> Plan:
-    """The plan from a check + diff run of the prepared change (pure: no I/O)."""
+    """The plan from a check + diff run of the prepared change."""
     loaded = prepared.loaded
     change = loaded.change
     radius = loaded.estate.blast_radius(change.systems)
@@ -173,6 +175,7 @@ def build_plan(
             f"{r.kind} {r.name} {r.version} from {r.source} (tree sha256 {r.tree_sha256[:16]})"
             for r in requirements.installed(loaded.content)
         ),
+        reverts=reverts,
     )
 
 
@@ -240,7 +243,13 @@ def run_plan(
     rel = str(run_dir.relative_to(root))
     judged_by = analysis_lines(root, prepared)
     plan = build_plan(
-        prepared, result, run_dir / "rendered", created=now, run_dir=rel, analysis=judged_by
+        prepared,
+        result,
+        run_dir / "rendered",
+        created=now,
+        run_dir=rel,
+        analysis=judged_by,
+        reverts=earlier.reverted(root, prepared.loaded.change),
     )
     saved = save_plan(root, plan)
     trail.record(
@@ -295,7 +304,8 @@ def load_plan(root: Path, change_id: str) -> Plan:
         )
         # Plans saved before a field existed are read with its default.
         fields = {k: data[k] for k in Plan.__dataclass_fields__ if k != "hosts" and k in data}
-        keys = ("systems", "blast_radius", "partners", "analysis", "ansible_cfg", "requirements")
+        keys: tuple[str, ...] = ("systems", "blast_radius", "partners", "analysis")
+        keys += ("ansible_cfg", "requirements", "reverts")
         for key in keys:
             if key in fields:
                 fields[key] = tuple(fields[key])

@@ -60,6 +60,7 @@ def text(plan: Plan) -> str:
     lines += [terminal(f"analysis, {line}") for line in plan.analysis]
     lines += [terminal(f"ansible.cfg {line}") for line in plan.ansible_cfg]
     lines += [terminal(f"requirements.yml installed {line}") for line in plan.requirements]
+    lines += [terminal(f"REVERTS {line}") for line in plan.reverts]
     if not plan.complete:
         lines.append("PLAN INCOMPLETE: not every target host could be planned")
     return "\n".join(lines)
@@ -112,6 +113,10 @@ def markdown(plan: Plan) -> str:
     ]
     if not plan.complete:
         lines += ["> **Plan incomplete:** not every target host could be planned.", ""]
+    if plan.reverts:
+        lines += ["**Reverts what earlier changes set:**", ""]
+        lines += [f"- {md(line)}" for line in plan.reverts]
+        lines.append("")
     lines += [
         f"**Blast radius:** {md(', '.join(plan.blast_radius))}  ",
         f"**Partners to notify:** {md(', '.join(plan.partners)) or 'none'}",
