@@ -113,7 +113,10 @@ def _command(
     files: Sequence[str], hosts: Sequence[str], ssh_config: Path | None, out: Path
 ) -> list[str]:
     workers = min(len(hosts), os.cpu_count() or 2, MAX_WORKERS)
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", __name__]
+    # -P, and the run's own folder as the working directory: `python -m` would otherwise
+    # put the working directory first on sys.path, where a repository's pytest.py (drift runs
+    # from the working tree) would be imported in place of pytest.
+    args = [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", __name__]
     args += ["-c", str(out / "pytest.ini"), "--rootdir", str(out)]
     args += ["--hosts", ",".join(f"ssh://{h}" for h in hosts), "--junitxml", str(out / "junit.xml")]
     if ssh_config is not None:
@@ -163,7 +166,7 @@ def run(
         expected_file.write_text(json.dumps(expected, sort_keys=True), encoding="utf-8")
         env[managed_check.EXPECTED_ENV] = str(expected_file)
     done = proc.run(
-        _command(files, hosts, ssh_config, out), check=False, cwd=root, env=env, timeout=timeout
+        _command(files, hosts, ssh_config, out), check=False, cwd=out, env=env, timeout=timeout
     )
     (out / "pytest.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     outcome_file = out / "outcome.json"
