@@ -25,6 +25,10 @@ def test_estate_section_is_read_when_there_is_no_notices_file() -> None:
         ("smtp:\n  host: mx\n  security: tls\n", "notices.yml: smtp.security: expected one of"),
         ("smtp:\n  port: 25\n", "notices.yml: smtp: expected a mapping with at least 'host'"),
         (
+            "smtp:\n  host: mx\n  username: u\n  password_env: GCMS_SMTP_PASSWORD\n",
+            "notices.yml: smtp.security: none would send the password in clear to mx",
+        ),
+        (
             "smtp:\n  host: mx\n  password_env: GCMS_VAULT_PASSWORD\n",
             "notices.yml: smtp.password_env: 'GCMS_VAULT_PASSWORD' must start with GCMS_SMTP_",
         ),

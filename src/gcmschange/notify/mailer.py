@@ -28,6 +28,7 @@ Security = Literal["none", "starttls", "ssl"]
 SECURITY: tuple[Security, ...] = ("none", "starttls", "ssl")
 SMTP_VARIABLES = "GCMS_SMTP_"  # the prefix password_env must have
 FILES = ("notices.yml", "estate.yml")
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})  # a local relay: nothing on the wire
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,14 @@ def settings_from(files: Mapping[str, bytes], at: str = "") -> SmtpSettings | No
             f"{where}.password_env: {password_env!r} must start with {SMTP_VARIABLES} "
             "(a variable kept for the mail password, not another secret of the job)"
         )
+    host = _field(where, section, "host", str, "")
+    if password_env and security == "none" and host not in LOOPBACK:
+        raise InvalidInputError(
+            f"{where}.security: none would send the password in clear to {host}; "
+            "use starttls or ssl"
+        )
     return SmtpSettings(
-        host=_field(where, section, "host", str, ""),
+        host=host,
         port=_field(where, section, "port", int, 25),
         security=security,
         username=_field(where, section, "username", str, ""),
