@@ -62,3 +62,24 @@ def test_rendering_still_asks_for_the_password_in_one_line(
     assert code == 2
     assert "vault.yml: encrypted with Ansible Vault, and no vault password was given" in err
     assert "ANSIBLE_VAULT_PASSWORD_FILE" in err and "\n" not in err
+
+
+def test_an_approver_without_the_password_signs_the_digest_the_plan_shows(
+    vaulted_repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shutil
+
+    from gcmschange.resources import reference_estate
+
+    key = tmp_path / "owner-portal"
+    shutil.copy(reference_estate() / "lab" / "keys" / "owner-portal", key)
+    key.chmod(0o600)
+    args = ["--repo", str(vaulted_repo), "approve", "CHG-LAB-0001", "--key", str(key)]
+    # Computing the digest here would need the vault's values: refused, saying how.
+    assert main(args) == 2
+    assert "no vault password was given" in capsys.readouterr().err
+    assert main([*args, "--digest", "not-a-digest"]) == 2
+    assert "expected the plan's 64 hex digits" in capsys.readouterr().err
+    planned = "ab" * 32
+    assert main([*args, "--digest", planned, "--output", "json"]) == 0, capsys.readouterr()
+    assert planned in capsys.readouterr().out

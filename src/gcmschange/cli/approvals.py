@@ -14,7 +14,8 @@ import click
 from gcmschange.approvals import gate as approvals
 from gcmschange.approvals.statements import Verdict
 from gcmschange.cli import app
-from gcmschange.errors import UsageError
+from gcmschange.errors import InvalidInputError, UsageError
+from gcmschange.model import ChangeRequest
 
 DURATION = re.compile(r"^(\d+)([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -57,6 +58,14 @@ def parse_duration(text: str) -> timedelta:
     help="How long the approval stays valid (30m, 12h, 3d, 2w; policy caps it).",
 )
 @click.option("--comment", "comment", default="", help="A note signed with the approval.")
+@click.option(
+    "--digest",
+    "digest",
+    default=None,
+    help="Sign the digest the plan shows (its merge-request note) instead of computing it "
+    "here: for an approver without the vault password. Apply compares it with what runs, so "
+    "a digest of anything else is a stale approval. With the password, it must match.",
+)
 @app.trust_ref_option
 @app.output_option
 def approve_cmd(
@@ -67,11 +76,11 @@ def approve_cmd(
     role: str | None,
     expires: str,
     comment: str,
+    digest: str | None,
     trust_ref: str | None,
     verb_output: str | None,
 ) -> None:
     """Sign an approval of CHANGE at its current digest and commit it under approvals/."""
-    from gcmschange.apply import road
     from gcmschange.approvals.sign import approve, approve_governance
 
     ctx = app.get_context(verb_output)
@@ -83,11 +92,11 @@ def approve_cmd(
             ctx.repo, key, expires=lifetime, comment=comment, trust_ref=trust_ref
         )
     else:
-        prepared = road.prepare(ctx.repo, change)
+        loaded, signed = _change_and_digest(ctx.repo, change, digest)
         granted = approve(
             ctx.repo,
-            prepared.loaded.change,
-            prepared.digest,
+            loaded,
+            signed,
             key,
             role=role,
             expires=lifetime,
@@ -101,6 +110,29 @@ def approve_cmd(
         f"(commit {granted.commit[:12]})"
     )
     app.emit(ctx, {"ok": True, **asdict(granted)}, text)
+
+
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _change_and_digest(root: Path, ref: str, given: str | None) -> tuple[ChangeRequest, str]:
+    """The change and the digest to sign: computed here, or the plan's when given (then
+    checked against this checkout's when the vault password is at hand to compute it)."""
+    from gcmschange import vault
+    from gcmschange.apply import road
+    from gcmschange.validate.load import load_change
+
+    if given is not None and not DIGEST.match(given):
+        raise UsageError(f"--digest {given!r}: expected the plan's 64 hex digits")
+    if given is not None and vault.password(root) is None:
+        return load_change(root, ref), given
+    prepared = road.prepare(root, ref)
+    if given is not None and given != prepared.digest:
+        raise InvalidInputError(
+            f"{prepared.loaded.change.id}: --digest {given[:12]} is not this checkout's "
+            f"{prepared.digest[:12]}: fetch what was planned, or plan again"
+        )
+    return prepared.loaded.change, prepared.digest
 
 
 def _verdict_json(v: Verdict) -> dict[str, Any]:
