@@ -30,11 +30,19 @@ from gcmschange.audit import anchor, trail
 from gcmschange.errors import CancelledError, ExitCode, GcmsError, InvalidInputError
 from gcmschange.execution import verifier
 from gcmschange.masking import secret_values
+from gcmschange.model import ChangeRequest, Host
 from gcmschange.notify import notices
 from gcmschange.paths import change_dir
+from gcmschange.plan import earlier
 from gcmschange.plan.seal import seal
-from gcmschange.render.configs import RenderedSet, render_hosts
-from gcmschange.rules.estate import inventory_sources, load_estate, load_inventory
+from gcmschange.render.configs import RenderedFile, RenderedSet, render_hosts
+from gcmschange.rules.estate import (
+    Estate,
+    Inventory,
+    inventory_sources,
+    load_estate,
+    load_inventory,
+)
 
 APPLIED, ROLLED_BACK, ROLLBACK_FAILED = "applied", "rolled_back", "rollback_failed"
 
@@ -105,17 +113,55 @@ def restore_set(root: Path, loaded: road.Loaded, base: str | None) -> wv.Restore
         inventory = load_inventory(sealed.root, change.environment)
     else:  # generated inventories (the lab's) are not committed: the hosts are today's
         inventory = loaded.inventory
-    names = [h.name for h in loaded.targets if h.name in inventory.hosts]
-    rendered = render_hosts(estate, inventory, [inventory.hosts[n] for n in names], {})
+    hosts = [inventory.hosts[h.name] for h in loaded.targets if h.name in inventory.hosts]
+    rendered = _as_before(root, change, estate, inventory, hosts)
     there = change.playbook and (sealed.root / "playbooks" / f"{change.playbook}.yml").is_file()
     then = change.playbook if there else ""
+    # The change's own playbook runs with the variables of the change that last ran it on
+    # these systems, when one did; several different ones cannot share one run: none then.
+    ran = {
+        c.id if c else "": c
+        for c in (
+            earlier.last_on(root, change, system, change.playbook)
+            for system in dict.fromkeys(h.system for h in hosts)
+        )
+    }
+    previous = next(iter(ran.values())) if len(ran) == 1 else None
     return wv.Restore(
-        RenderedSet(rendered.environment, rendered.files),
+        rendered,
         sha,
         sealed.root,
         inventory.path,
         then,
+        dict(previous.variables) if previous is not None and then else {},
     )
+
+
+def _as_before(
+    root: Path, change: ChangeRequest, estate: Estate, inventory: Inventory, hosts: list[Host]
+) -> RenderedSet:
+    """The base's configuration of each host as the change that last configured its system
+    left it (its variables), or with none when no change did: change variables last one run,
+    so this is the state the host is in, and a rolled-back canary then matches the hosts the
+    wave never reached."""
+    groups: dict[str, tuple[ChangeRequest | None, list[Host]]] = {}
+    for host in hosts:
+        previous = earlier.last_on(root, change, host.system)
+        groups.setdefault(previous.id if previous else "", (previous, []))[1].append(host)
+    files: list[RenderedFile] = []
+    for previous, members in groups.values():
+        try:
+            given = dict(previous.variables) if previous is not None else {}
+            part = render_hosts(estate, inventory, members, given)
+        except GcmsError:
+            if previous is None:
+                raise
+            # Its variables no longer fit the base's templates: the base's own defaults.
+            part = render_hosts(estate, inventory, members, {})
+        files += part.files
+    order = {h.name: i for i, h in enumerate(hosts)}
+    files.sort(key=lambda f: order.get(f.host, len(order)))
+    return RenderedSet(inventory.environment, tuple(files))
 
 
 def new_job(

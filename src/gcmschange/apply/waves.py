@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gcmschange.analysis.judge import Judge
 from gcmschange.analysis.judge import analyse as judge_analyse
@@ -138,6 +138,8 @@ class Restore:
     content: Path  # that commit's sealed copy
     inventory: Path  # that commit's inventory, or today's when it has none (the lab's)
     then: str = ""  # the change's own playbook as it was there ("" when it was not there)
+    # `then`'s variables: those of the change that last ran it on these systems, if one did
+    variables: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Idempotence(StrEnum):
@@ -235,7 +237,7 @@ def push(
     loaded = job.prepared.loaded
     if restoring:  # the base's content, its own playbook, no variables of the change
         content, inventory = job.restore.content, job.restore.inventory
-        then, variables = job.restore.then or None, {}
+        then, variables = job.restore.then or None, dict(job.restore.variables)
     else:
         content, inventory = loaded.content, loaded.inventory.path
         then, variables = (None if playbook else loaded.change.playbook), loaded.change.variables

@@ -1,12 +1,13 @@
 """What earlier changes set that this one leaves out, for the plan to say.
 
-A change's `variables` are extra vars of its own runs: Ansible does not remember them. So a
-later change of the same playbook that does not set a variable an earlier, still applied
-change set puts the playbook's default (or the inventory's value) back, and a rollback by
-`restore` goes back to the base commit's content without any change's variables. Both are
-right by Ansible's rules and easy to miss in a diff; the plan names each such variable and
-the change that set it, so approvers see the revert before they sign. Values that must last
-belong in the inventory (group_vars), where every later run reads them.
+A change's `variables` are extra vars of its own runs: Ansible does not remember them, so
+what a system's hosts hold now is what the last change applied to that system (and not
+rolled back since) set. A later change that does not set one of those variables puts the
+default (or the inventory's value) back: right by Ansible's rules and easy to miss in a
+diff, so the plan names each such variable and the change that set it. A `restore`
+rollback returns each host to that last change's state: the base content rendered and run
+with that change's variables (`rollout.restore_set`), so a canary rolled back matches the
+hosts the wave never reached. Values that must last belong in the inventory (group_vars).
 """
 
 from __future__ import annotations
@@ -40,19 +41,14 @@ def in_force(root: Path) -> list[str]:
 
 
 def reverted(root: Path, change: ChangeRequest) -> tuple[str, ...]:
-    """One line per variable an applied change of the same playbook and environment set,
+    """One line per variable the change that last configured one of `change`'s systems set,
     which `change` does not: its run puts the default or the inventory's value back."""
-    if not change.playbook:
-        return ()
     latest: dict[str, str] = {}
-    for earlier_id in in_force(root):
-        if earlier_id == change.id:
-            continue
-        try:
-            earlier = load_change(root, earlier_id)
-        except GcmsError:
-            continue  # a change file since removed or broken: nothing it says can be read
-        if (earlier.playbook, earlier.environment) != (change.playbook, change.environment):
+    for system in change.systems:
+        earlier = last_on(root, change, system)
+        # What this run runs again: the standard playbook always, its own playbook if the
+        # earlier change ran the same one. Another playbook's state it leaves alone.
+        if earlier is None or earlier.playbook not in (STANDARD, change.playbook):
             continue
         for name in earlier.variables:
             latest[name] = earlier.id
@@ -62,3 +58,36 @@ def reverted(root: Path, change: ChangeRequest) -> tuple[str, ...]:
         for name, by in sorted(latest.items())
         if name not in change.variables
     )
+
+
+def _applied_here(root: Path, change: ChangeRequest) -> list[ChangeRequest]:
+    """The changes in force in `change`'s environment, other than `change`, oldest first."""
+    found = []
+    for earlier_id in in_force(root):
+        if earlier_id == change.id:
+            continue
+        try:
+            earlier = load_change(root, earlier_id)
+        except GcmsError:
+            continue
+        if earlier.environment == change.environment:
+            found.append(earlier)
+    return found
+
+
+STANDARD = "configure"  # the standard playbook, which every change's run also runs
+
+
+def last_on(
+    root: Path, change: ChangeRequest, system: str, playbook: str | None = None
+) -> ChangeRequest | None:
+    """The change whose run last configured `system` before `change` (with `playbook`: the
+    last that ran that playbook there). Every change runs the standard configuration with its
+    own variables, so its variables are what the hosts of `system` hold now: the state a
+    rollback of `change` returns them to."""
+    touched = [
+        c
+        for c in _applied_here(root, change)
+        if system in c.systems and (playbook is None or c.playbook == playbook)
+    ]
+    return touched[-1] if touched else None
