@@ -28,6 +28,20 @@ for _name in ("GCMS_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE"):
     os.environ.pop(_name, None)
 
 
+# A lab inventory of one portal and one case API host, for tests that need hosts to render
+# for, not to reach.
+PORTAL_AND_CASE_API = """\
+all:
+  children:
+    portal:
+      hosts:
+        portal-1: {ansible_host: 10.0.0.1}
+    case_api:
+      hosts:
+        case-api-1: {ansible_host: 10.0.0.2}
+"""
+
+
 @functools.cache
 def vault_text(plain: str) -> str:
     """`plain` encrypted by the real `ansible-vault encrypt_string` with the tests' password:

@@ -8,6 +8,7 @@ from pathlib import Path
 from gcmschange.audit import trail
 from gcmschange.plan import earlier
 from gcmschange.validate.load import load_change
+from tests.conftest import PORTAL_AND_CASE_API
 
 
 def _finished(root: Path, change: str, outcome: str, kind: str = "apply") -> None:
@@ -40,25 +41,13 @@ def test_a_change_rolled_back_since_or_never_applied_is_not_in_force(estate_repo
     assert earlier.in_force(estate_repo) == []
 
 
-HOSTS = """\
-all:
-  children:
-    portal:
-      hosts:
-        portal-1: {ansible_host: 10.0.0.1}
-    case_api:
-      hosts:
-        case-api-1: {ansible_host: 10.0.0.2}
-"""
-
-
 def test_a_restore_returns_each_host_to_what_the_last_change_on_its_system_left(
     estate_repo: Path,
 ) -> None:
     from gcmschange.apply import road, rollout
     from gcmschange.render.configs import render_hosts
 
-    (estate_repo / "inventories/lab/hosts.yml").write_text(HOSTS, encoding="utf-8")
+    (estate_repo / "inventories/lab/hosts.yml").write_text(PORTAL_AND_CASE_API, "utf-8")
     loaded = road.load(estate_repo, "CHG-LAB-0003")
     # Nothing applied before: the base's own configuration.
     bare = rollout.restore_set(estate_repo, loaded, None)

@@ -9,24 +9,13 @@ from pathlib import Path
 import pytest
 
 from gcmschange.cli import main
-from tests.conftest import vault_text
-
-HOSTS = """\
-all:
-  children:
-    portal:
-      hosts:
-        portal-1: {ansible_host: 10.0.0.1}
-    case_api:
-      hosts:
-        case-api-1: {ansible_host: 10.0.0.2}
-"""
+from tests.conftest import PORTAL_AND_CASE_API, vault_text
 
 
 @pytest.fixture
 def vaulted_repo(estate_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     lab = estate_repo / "inventories" / "lab"
-    (lab / "hosts.yml").write_text(HOSTS, encoding="utf-8")
+    (lab / "hosts.yml").write_text(PORTAL_AND_CASE_API, encoding="utf-8")
     (lab / "group_vars" / "portal").mkdir(parents=True)
     (lab / "group_vars" / "portal" / "vault.yml").write_text(
         vault_text("portal_db_password: s3cr3t-in-a-vault\n"), encoding="utf-8"
