@@ -87,6 +87,8 @@ def approve_cmd(
     lifetime = parse_duration(expires)
     if governance == (change is not None):
         raise UsageError("name a CHANGE, or approve the rules with --governance (not both)")
+    if not key.is_file():  # said first: computing the digest may ask for what is missing
+        raise InvalidInputError(f"{key}: no such key file")
     if change is None:
         granted = approve_governance(
             ctx.repo, key, expires=lifetime, comment=comment, trust_ref=trust_ref
