@@ -193,3 +193,12 @@ def test_a_role_on_the_repositorys_roles_path_brings_its_spec(
     _change(site_repo, "site_port: 9000\n" + vault_yaml("site_owner", "ops", indent=0))
     code, out = _validate(site_repo, capsys)
     assert code == 1 and "must be one of 8080, 8081 (got 9000)" in out, out
+
+
+def test_a_number_or_boolean_written_as_text_gets_the_hint_to_unquote_it(
+    site_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _change(site_repo, 'site_port: "8081"\n' + vault_yaml("site_owner", "ops", indent=0))
+    code, out = _validate(site_repo, capsys)
+    assert code == 1
+    assert "'site_port' must be int, not a string (the text '8081': write it without quotes)" in out

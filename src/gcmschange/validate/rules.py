@@ -7,6 +7,7 @@ cascade. Checks that depend on the clock or on other changes live in `validate_c
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -253,12 +254,27 @@ def _against_spec(
             r.add(at, message, "variable")
 
 
+_SPELT_AS = {"int": r"-?[0-9]+", "float": r"-?[0-9]+(\.[0-9]+)?", "bool": r"true|false"}
+
+
+def _unquote(value: Any, wanted: str) -> str:
+    """Ansible would convert "9091" to an int; a change file says what it means (YAML 1.2,
+    no guessing), so the hint is to write the value as what it is."""
+    pattern = _SPELT_AS.get(wanted)
+    if isinstance(value, str) and pattern and re.fullmatch(pattern, value.strip()):
+        return f" (the text {value!r}: write it without quotes)"
+    if wanted == "bool" and isinstance(value, str) and value.lower() in ("yes", "no", "on", "off"):
+        return " (YAML 1.2 reads yes/no/on/off as text: write true or false)"
+    return ""
+
+
 def _judge(option: Option, value: Any, name: str, path: NodePath) -> Iterator[tuple[NodePath, str]]:
     """What is wrong with `value` for `option`: its type, its choices, a list's elements and a
     dict's keys, as Ansible's own argument validation would say before anything runs."""
     shown = MASK if option.secret else repr(value)
     if not _is(value, option.type):
-        yield path, f"variable {name!r} must be {option.type}, not {kind_of(value)}"
+        hint = "" if option.secret else _unquote(value, option.type)  # never show a secret
+        yield path, f"variable {name!r} must be {option.type}, not {kind_of(value)}{hint}"
         return
     if option.secret and not isinstance(value, VaultText) and value not in (None, ""):
         # In a change file, a value is in git for ever: only its vault text may be there.
