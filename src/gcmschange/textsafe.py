@@ -41,8 +41,12 @@ _LINE_BREAK = re.compile(r"[ \t]*\n\s*")
 # Markdown: what makes emphasis, code, links, images, HTML, tables, strikethrough, math or a
 # GitLab reference (@user, #1, !1, ~label, %milestone, $snippet, &epic) anywhere in a line;
 # `_` only where it can open or close emphasis (not inside a word: air_maple stays as is);
-# `://` so a URL is not made a link; and what starts a block at the start of a line.
-_MD_ANYWHERE = re.compile(r"[\\`*\[\]<>|~@#!$%&{}]|(?<![^\W_])_|_(?![^\W_])|:(?=//)")
+# `://` so a URL is not made a link, nor `www.` (GitLab and GitHub link it without a scheme);
+# and what starts a block at the start of a line.
+_MD_ANYWHERE = re.compile(
+    r"[\\`*\[\]<>|~@#!$%&{}]|(?<![^\W_])_|_(?![^\W_])|:(?=//)|(?<=\bwww)\.(?=\w)",
+    re.IGNORECASE,
+)
 # After html.escape(quote=False), whose only entities are &amp; &lt; &gt;: none holds these.
 _HTML_REFERENCE = re.compile(r"[@#!~%$]|&amp;|:(?=//)")
 _MD_BLOCK_START = re.compile(r"^(?:([-+=])|(\d+)([.)]))")

@@ -481,7 +481,14 @@ def test_expiry_beyond_policy_and_bad_durations_are_refused(
 
 @pytest.mark.parametrize(
     "hostile",
-    ["deeply nested JSON elsewhere", "a folder named like a statement", "a huge file", "a link"],
+    [
+        "deeply nested JSON elsewhere",
+        "a folder named like a statement",
+        "a huge file",
+        "a link",
+        "null",
+        "a number",
+    ],
 )
 def test_a_hostile_file_under_approvals_is_judged_never_a_crash(
     lab: Lab, capsys: pytest.CaptureFixture[str], hostile: str
@@ -498,6 +505,10 @@ def test_a_hostile_file_under_approvals_is_judged_never_a_crash(
         return
     if hostile == "a folder named like a statement":
         (own / "a.json").mkdir()
+    elif hostile == "null":
+        (own / "a.json").write_text("null")
+    elif hostile == "a number":
+        (own / "a.json").write_text("1e999999")
     elif hostile == "a huge file":
         (own / "a.json").write_text("{" + " " * 100_000 + "}")
     else:

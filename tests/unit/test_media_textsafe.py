@@ -54,3 +54,11 @@ def test_markdown_html_splits_references_and_escapes_markup() -> None:
     assert textsafe.markdown_html("<b>@all</b> & #1 https://e.example") == (
         "&lt;b&gt;@<!-- -->all&lt;/b&gt; &amp;<!-- --> #<!-- -->1 https:<!-- -->//e.example"
     )
+
+
+def test_markdown_inline_leaves_no_autolink_of_a_bare_www_address() -> None:
+    from gcmschange.textsafe import markdown_inline
+
+    text = markdown_inline("reset at www.evil-phish.example/reset or WWW.Evil.example")
+    assert "www." not in text.lower() and "www\\.evil-phish.example" in text
+    assert markdown_inline("air_maple stays, so does awww.b") == "air_maple stays, so does awww.b"

@@ -106,11 +106,14 @@ def parse_statement(text: str, where: str) -> Statement:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise InvalidInputError(f"{where}: not JSON: {reason}") from exc
     names = {f.name for f in fields(Statement)}
-    if not isinstance(doc, dict) or set(doc) - names:
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{where}: not a statement (a JSON object is expected)")
+    if set(doc) - names:
         raise InvalidInputError(f"{where}: unexpected fields {sorted(set(doc) - names)}")
     missing = sorted(n for n in names - {"comment", "format"} if not isinstance(doc.get(n), str))
-    if missing:
-        raise InvalidInputError(f"{where}: missing or non-text fields {missing}")
+    wrong = sorted(n for n in ("comment", "format") if n in doc and not isinstance(doc[n], str))
+    if missing or wrong:
+        raise InvalidInputError(f"{where}: missing or non-text fields {missing + wrong}")
     statement = Statement(**doc)
     if statement.format != FORMAT:
         raise InvalidInputError(f"{where}: unknown format {statement.format!r}")

@@ -106,7 +106,7 @@ def _drafts(
         header = textsafe.plain(f"to: {partner.contact} | {message['Message-ID']}")
         text = (
             f"<!-- {header.replace('--', '- -')} -->\n"
-            f"**{textsafe.markdown_inline(page.subject)}**\n\n{page.body}"
+            f"**{page.subject}**\n\n{page.body}"  # its values were escaped as it rendered
         )
         drafts.append(_Draft(partner, subject, body, message, mask_text(text, secrets)))
     return drafts

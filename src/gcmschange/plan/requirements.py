@@ -160,6 +160,10 @@ def allowed_roots(root: Path) -> tuple[Path, ...]:
 
 
 def _allowed(where: str, path: Path, root: Path) -> None:
+    if "%" in str(path):
+        # git and urllib decode %2e%2e in a URL into `..`: what would be judged is not
+        # what would be read.
+        raise _refuse(where, f"{path}: percent-encoding in a source; write the path plainly")
     if not path.is_absolute():
         raise _refuse(where, f"{path}: a relative source URL; give a path or git+file:///PATH")
     resolved = path.resolve()  # `..` and links are judged where they lead
