@@ -389,11 +389,11 @@ def commit_time(root: Path, sha: str) -> datetime:
         raise ExternalError(f"{root}: no commit {sha}") from exc
 
 
-def changed_paths(root: Path, base: str) -> list[str]:
-    """Every path that differs between `base` and the working tree: committed since, edited,
-    or new and not ignored."""
+def changed_paths(root: Path, base: str) -> tuple[list[str], list[str]]:
+    """The paths that differ between `base` and the working tree: (tracked ones, committed
+    since or edited; new ones, untracked and not ignored)."""
     code, out, err = _git(root, "diff", "--name-only", "--no-renames", base, "--")
     if code != 0:
         raise ExternalError(f"{root}: cannot compare with {base[:12]}: {err.strip()}")
     _code, untracked, _err = _git(root, "ls-files", "--others", "--exclude-standard")
-    return sorted({*out.split("\n"), *untracked.split("\n")} - {""})
+    return sorted(set(out.split("\n")) - {""}), sorted(set(untracked.split("\n")) - {""})

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcmschange.cli import main
+from gcmschange.errors import GateRefusedError
 from gcmschange.plan import code_source
 from gcmschange.validate.load import load_change
 
@@ -135,3 +136,18 @@ def test_branch_code_outside_changes_is_refused_in_other_environments(
     err = capsys.readouterr().err
     assert code == 1 and "not planned: this merge request changes code" in err, err
     assert not marker.exists()
+
+
+def test_a_file_the_job_made_is_not_code_but_a_new_file_where_runs_read_is(repo: Path) -> None:
+    # In a pipeline the plan job's folder also holds the validate job's reports (artifacts):
+    # not the merge request's code. A new playbook left uncommitted would be.
+    change = _new_change(repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a change request, nothing else")
+    (repo / "gl-code-quality-report.json").write_text("[]\n")
+    (repo / "plans").mkdir()
+    (repo / "plans" / f"{change}.md").write_text("plan\n")
+    assert code_source.choose(repo, load_change(repo, change)).commit is not None
+    (repo / "playbooks" / "extra.yml").write_text("[]\n")
+    with pytest.raises(GateRefusedError, match=r"changes code \(playbooks/extra.yml\)"):
+        code_source.choose(repo, load_change(repo, change))

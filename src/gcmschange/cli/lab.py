@@ -126,8 +126,9 @@ def up_cmd(
     ctx = app.get_context(verb_output)
     began = time.monotonic()
     names = [s.strip() for s in systems.split(",") if s.strip()]
-    if names and names != ["all"]:
-        chosen = preflight.with_groups_read(load_estate(ctx.repo), tuple(names))
+    estate = load_estate(ctx.repo)
+    if names and all(n in estate.systems for n in names):  # else lab.up names the unknown one
+        chosen = preflight.with_groups_read(estate, tuple(names))
         if len(chosen) > len(names):
             added = ", ".join(chosen[len(names) :])
             click.echo(

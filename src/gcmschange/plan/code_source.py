@@ -25,13 +25,16 @@ working tree is the code, as the person running it chose.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gcmschange import gitrepo
 from gcmschange.ci import env as cienv
 from gcmschange.errors import GateRefusedError
+from gcmschange.execution import ansiblecfg
 from gcmschange.model import ChangeRequest
+from gcmschange.plan import seal
 from gcmschange.rules import trusted
 from gcmschange.rules.estate import load_estate
 
@@ -48,7 +51,10 @@ def choose(root: Path, change: ChangeRequest, trust_ref: str | None = None) -> C
     if not cienv.from_environ().is_merge_request and trust_ref is None:
         return CodeSource(None, "the working tree (not a merge-request pipeline)")
     trust = trusted.resolve(root, change.path or None, trust_ref)
-    code = [p for p in gitrepo.changed_paths(root, trust.sha) if not p.startswith(DATA_ONLY)]
+    tracked, new = gitrepo.changed_paths(root, trust.sha)
+    # A file the job made (a report of the validate job, downloaded as an artifact) is not the
+    # merge request's code, unless it lies where a run reads code from.
+    code = [p for p in [*tracked, *filter(_read_by_runs(root), new)] if not p.startswith(DATA_ONLY)]
     if not code:
         return CodeSource(trust.sha, f"the code of {trust.describe()}, with this change request")
     systems = frozenset(load_estate(root).systems)
@@ -80,6 +86,15 @@ def choose(root: Path, change: ChangeRequest, trust_ref: str | None = None) -> C
 
 
 RUNNER_ENV = "GCMS_UNTRUSTED_RUNNER"
+
+
+def _read_by_runs(root: Path) -> Callable[[str], bool]:
+    """Whether a new path lies where a sealed run reads from (plan.seal's folders, the
+    inventories, and what the repository's ansible.cfg names)."""
+    cfg = root / "ansible.cfg"
+    named = ansiblecfg.folders_named(cfg.read_text("utf-8", "replace") if cfg.is_file() else None)
+    tops = {*seal.SEALED, "inventories", *named}
+    return lambda path: any(path == top or path.startswith(f"{top}/") for top in tops)
 
 
 def runner_allows() -> frozenset[str]:
