@@ -105,8 +105,10 @@ def test_settings_the_file_does_not_name_point_inside_the_tree_too(tmp_path: Pat
 def test_owned_settings_are_left_out_and_said(tmp_path: Path) -> None:
     (tmp_path / "ansible.cfg").write_text(
         "[defaults]\nvault_password_file = /tmp/pass.sh\nlog_path = /tmp/ansible.log\n"
-        "inventory = /etc/ansible/hosts\n[ssh_connection]\n"
-        "ssh_args = -o ProxyCommand='nc %h %p'\nhost_key_checking = False\n",
+        "inventory = /etc/ansible/hosts\nbecome_password_file = /tmp/evil.sh\n"
+        "[ssh_connection]\nssh_executable = /tmp/evil.sh\n"
+        "ssh_args = -o ControlPersist=60s\nhost_key_checking = False\n"
+        "[callback_tree]\ndirectory = /tmp/tree\n",
         encoding="utf-8",
     )
     composed = ansiblecfg.compose(tmp_path, OURS, FORCED_SSH)
@@ -114,12 +116,18 @@ def test_owned_settings_are_left_out_and_said(tmp_path: Path) -> None:
     assert seen["DEFAULT_VAULT_PASSWORD_FILE"] == "None"
     assert seen["DEFAULT_LOG_PATH"] == "None"
     assert "\ninventory = " not in composed  # the environment's comes on the command line
+    assert seen["BECOME_PASSWORD_FILE"] == "None"
+    assert "evil" not in composed and "/tmp/tree" not in composed
+    left = "left out (not a setting a repository sets)"
     assert ansiblecfg.overrides(tmp_path) == (
-        "[defaults] vault_password_file: left out (gcmschange owns it)",
-        "[defaults] log_path: left out (gcmschange owns it)",
-        "[defaults] inventory: left out (gcmschange owns it)",
-        "[ssh_connection] ssh_args = -o ProxyCommand='nc %h %p' (every ssh connection uses it)",
+        f"[defaults] vault_password_file: {left}",
+        f"[defaults] log_path: {left}",
+        f"[defaults] inventory: {left}",
+        f"[defaults] become_password_file: {left}",
+        f"[ssh_connection] ssh_executable: {left}",
+        "[ssh_connection] ssh_args = -o ControlPersist=60s (every ssh connection uses it)",
         "[ssh_connection] host_key_checking: False -> True (gcmschange owns it)",
+        f"[callback_tree] directory: {left}",
     )
 
 
@@ -142,8 +150,11 @@ def test_owned_settings_are_left_out_and_said(tmp_path: Path) -> None:
         ("[defaults]\nfilter_plugins = {{CWD}}/f\n", r"a variable in a path"),
         (
             "[ssh_connection]\nssh_args = -o StrictHostKeyChecking=no\n",
-            r"\[ssh_connection\] ssh_args: sets StrictHostKeyChecking; host keys are always",
+            r"\[ssh_connection\] ssh_args: StrictHostKeyChecking: host keys are always",
         ),
+        ("[ssh_connection]\nssh_args = -F /tmp/cfg\n", r"ssh_args: -F: host keys"),
+        ("[ssh_connection]\nssh_common_args = -o ProxyCommand=x\n", r"ProxyCommand: host"),
+        ("[ssh_connection]\nssh_extra_args = -i /root/.ssh/k\n", r"ssh_extra_args: -i: "),
         ("[defaults]\nforks = 1\nFORKS = 2\n", r"ansible\.cfg: cannot be read: .*forks"),
     ],
 )

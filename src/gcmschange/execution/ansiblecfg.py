@@ -65,29 +65,102 @@ FORCED_DEFAULTS = {
     "retry_files_enabled": "False",
     "nocolor": "True",
 }
-# Settings gcmschange owns and leaves out of the run: the vault password is the operator's
-# (an executable one would run on the controller), a log file would hold what the events mask,
-# and the inventory is the environment's, given on the command line.
-DROPPED = {
+# What a repository's ansible.cfg may set, by section: behaviour and tuning. Anything else is
+# left out of the run, and the plan says so. An allow-list, because the keys that name a
+# program or a file on the controller are many and grow with each Ansible (become and
+# connection password files, ssh/scp/sftp executables, PKCS#11 providers, fact cache and
+# callback folders, the vault password file, a log file that would hold what events mask):
+# each would run or read something outside the approved copy, changeable after approval.
+ALLOWED: dict[str, frozenset[str]] = {
     "defaults": frozenset(
         {
-            "vault_password_file",
-            "vault_identity_list",
-            "vault_identity",
-            "vault_encrypt_identity",
-            "log_path",
-            "inventory",
-            "hostfile",
+            "any_errors_fatal",
+            "ansible_managed",
+            "bin_ansible_callbacks",
+            "callback_whitelist",
+            "callbacks_enabled",
+            "collections_on_ansible_version_mismatch",
+            "command_warnings",
+            "deprecation_warnings",
+            "display_args_to_stdout",
+            "display_failed_stderr",
+            "display_ok_hosts",
+            "display_skipped_hosts",
+            "duplicate_dict_key",
+            "error_on_missing_handler",
+            "error_on_undefined_vars",
+            "fact_caching_timeout",
+            "force_handlers",
+            "forks",
+            "gather_subset",
+            "gather_timeout",
+            "gathering",
+            "hash_behaviour",
+            "inject_facts_as_vars",
+            "internal_poll_interval",
+            "interpreter_python",
+            "interpreter_python_fallback",
+            "invalid_task_attribute_failed",
+            "jinja2_native",
+            "jinja2_native_warning",
+            "localhost_warning",
+            "max_diff_size",
+            "module_compression",
+            "nocows",
+            "poll_interval",
+            "private_role_vars",
+            "remote_port",
+            "remote_tmp",
+            "remote_user",
+            "show_custom_stats",
+            "stdout_callback",
+            "strategy",
+            "system_warnings",
+            "task_timeout",
+            "timeout",
+            "use_persistent_connections",
+            "verbosity",
         }
     ),
+    "ssh_connection": frozenset(
+        {
+            "control_path",
+            "pipelining",
+            "reconnection_retries",
+            "retries",
+            "scp_extra_args",
+            "scp_if_ssh",
+            "sftp_batch_mode",
+            "sftp_extra_args",
+            "ssh_args",
+            "ssh_common_args",
+            "ssh_extra_args",
+            "ssh_transfer_method",
+            "timeout",
+            "transfer_method",
+            "usetty",
+        }
+    ),
+    "privilege_escalation": frozenset(
+        {"become", "become_allow_same_user", "become_flags", "become_method", "become_user"}
+    ),
+    "persistent_connection": frozenset(
+        {"command_timeout", "connect_retry_timeout", "connect_timeout"}
+    ),
+    "diff": frozenset({"always", "context"}),
 }
-# ssh options that would turn host key checking off under the forced setting.
-_HOST_KEY_OPTIONS = re.compile(
-    r"(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile|KnownHostsCommand)",
+ANY_KEY = frozenset({"colors"})  # colour names only
+# ssh options that turn host key checking off, read a file outside the approved copy, or run
+# a command on the controller (ProxyJump, which only runs ssh again, stays allowed).
+_SSH_REFUSED = re.compile(
+    r"(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile|KnownHostsCommand"
+    r"|ProxyCommand|LocalCommand|PermitLocalCommand|IdentityFile|CertificateFile"
+    r"|PKCS11Provider|SecurityKeyProvider|IdentityAgent|Include|(?<!\S)-[FiEI](?=\S|\s|$))",
     re.IGNORECASE,
 )
 _SSH_ARGS = frozenset({"ssh_args", "ssh_common_args", "ssh_extra_args", "scp_extra_args"})
 _SSH_ARGS |= {"sftp_extra_args"}
+_SHOWN = frozenset({"callbacks_enabled", "callback_whitelist", "stdout_callback", "strategy"})
 _PATH_VARIABLES = ("$", "~", "{{")
 
 
@@ -169,12 +242,24 @@ def _check(setting: _Setting) -> None:
             f"{where} = {setting.value}: a variable in a path ($, ~, {{{{CWD}}}}) could lead "
             "out of the approved tree; name folders of the repository"
         )
-    option = _HOST_KEY_OPTIONS.search(setting.value) if setting.key in _SSH_ARGS else None
+    option = _SSH_REFUSED.search(setting.value) if setting.key in _SSH_ARGS else None
     if option is not None:
         raise InvalidInputError(
-            f"{where}: sets {option.group(1)}; host keys are always checked (put the hosts' "
-            "keys in a known_hosts file of the estate)"
+            f"{where}: {option.group(1)}: host keys are always checked, and an ssh option may "
+            "not name a file or run a command on the controller (the estate's ssh_config and "
+            "inventory say how to connect; ProxyJump reaches a bastion)"
         )
+
+
+def _taken(setting: _Setting) -> bool:
+    """Whether the run takes this setting of the repository's (pinned, if it is a path)."""
+    if setting.section == "defaults" and (
+        setting.key in PATH_KEYS or setting.key in FORCED_DEFAULTS
+    ):
+        return True
+    if setting.section == "ssh_connection" and setting.key in (*FORCED_SSH, "host_key_checking"):
+        return True  # replaced by gcmschange's own value
+    return setting.section in ANY_KEY or setting.key in ALLOWED.get(setting.section, ())
 
 
 def _pinned(content: Path, key: str, value: str) -> str:
@@ -215,8 +300,8 @@ def overrides(content: Path) -> tuple[str, ...]:
             if s.value != FORCED_DEFAULTS[s.key]:
                 forced = FORCED_DEFAULTS[s.key]
                 found.append(f"[defaults] {s.key}: {s.value} -> {forced} (gcmschange owns it)")
-        elif s.key in DROPPED.get(s.section, ()):
-            found.append(f"[{s.section}] {s.key}: left out (gcmschange owns it)")
+        elif not _taken(s):
+            found.append(f"[{s.section}] {s.key}: left out (not a setting a repository sets)")
         elif s.section == "ssh_connection" and s.key in FORCED_SSH:
             found.append(f"[ssh_connection] {s.key}: {s.value} -> gcmschange's (it owns it)")
         elif s.section == "ssh_connection" and s.key == "host_key_checking":
@@ -225,6 +310,8 @@ def overrides(content: Path) -> tuple[str, ...]:
             found.append(f"[{s.section}] {s.key}: pinned inside the approved copy")
         elif s.key in _SSH_ARGS:
             found.append(f"[{s.section}] {s.key} = {s.value} (every ssh connection uses it)")
+        elif s.key in _SHOWN:
+            found.append(f"[{s.section}] {s.key} = {s.value} (runs with every task's result)")
     return tuple(found)
 
 
@@ -239,7 +326,7 @@ def compose(
     own = content / "ansible.cfg" if content is not None else None
     if own is not None and own.is_file():
         for s in _read(own):
-            if s.key in DROPPED.get(s.section, ()):
+            if not _taken(s):
                 continue
             if not parser.has_section(s.section):
                 parser.add_section(s.section)
