@@ -200,7 +200,7 @@ def test_extended_shows_the_new_end_in_both_languages(
 
 
 def test_organisation_templates_replace_the_defaults(
-    estate_repo: Path, capsys: pytest.CaptureFixture[str]
+    estate_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     own = estate_repo / "notices" / "templates"
     own.mkdir(parents=True)
@@ -208,6 +208,9 @@ def test_organisation_templates_replace_the_defaults(
         "EN: {{ ref }} for {{ partner.name_en }}\n\nFR : {{ ref }} pour {{ partner.name_fr }}\n",
         encoding="utf-8",
     )
+    # As the organisation keeps them: committed, on the commit it trusts.
+    sha = gitrepo.commit_paths(estate_repo, [own / "scheduled.md.j2"], "Our notice template")
+    monkeypatch.setenv("GCMS_TRUST_REF", sha)
     code, payload = _run_json(
         estate_repo, capsys, "notices", "issue", "CHG-LAB-0002", "--phase", "scheduled"
     )
@@ -316,3 +319,24 @@ def test_a_password_variable_not_kept_for_mail_is_refused(
     assert code == 1
     assert "notices.yml (at " in err
     assert "): smtp.password_env: 'CI_JOB_TOKEN' must start with GCMS_SMTP_" in err
+
+
+def test_a_branch_cannot_change_who_is_told_or_what_they_read(
+    estate_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GCMS_TRUST_REF", gitrepo.resolve_commit(estate_repo, "HEAD") or "")
+    estate = estate_repo / "estate.yml"
+    text = estate.read_text(encoding="utf-8")
+    contact = next(c for c in GATEWAY_PARTNERS if c in text)
+    estate.write_text(text.replace(contact, "attacker@evil.example"), encoding="utf-8")
+    phish = estate_repo / "notices" / "templates" / "scheduled.md.j2"
+    phish.parent.mkdir(parents=True)
+    phish.write_text("[Log in here](https://evil-phish.example/login)\n", encoding="utf-8")
+    gitrepo.commit_paths(estate_repo, [estate, phish], "Better contacts")
+    code, payload = _run_json(
+        estate_repo, capsys, "notices", "issue", "CHG-LAB-0002", "--phase", "scheduled"
+    )
+    assert code == 0
+    assert {n["to"] for n in payload["notices"]} == GATEWAY_PARTNERS
+    texts = [Path(n["md"]).read_text(encoding="utf-8") for n in payload["notices"]]
+    assert not any("evil-phish" in t for t in texts)

@@ -9,6 +9,8 @@ apply and rollback must not stop because a mail server is down; the outbox keeps
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -19,15 +21,16 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from gcmschange import textsafe
+from gcmschange import gitrepo, textsafe
 from gcmschange.audit import trail
-from gcmschange.errors import InvalidInputError
+from gcmschange.errors import GcmsError, InvalidInputError
 from gcmschange.masking import mask_data, mask_text, secret_names, secret_values
 from gcmschange.model import ChangeRequest
 from gcmschange.notify import mailer, rendering
 from gcmschange.notify.change_calendar import window_problem
 from gcmschange.notify.incidents import Incident, incident_id, read_incidents, save_incident
-from gcmschange.paths import outbox
+from gcmschange.paths import outbox, state_dir
+from gcmschange.rules import trusted
 from gcmschange.rules.estate import Estate, Partner, load_estate
 
 PHASES = ("scheduled", "started", "extended", "completed", "rolled_back")
@@ -208,6 +211,34 @@ def _base(estate: Estate, now: datetime, **values: Any) -> dict[str, Any]:
     }
 
 
+NOTICE_SOURCES = ("estate.yml", "notices/templates")
+
+
+def notice_source(root: Path, change_path: str | None) -> Path:
+    """Where partners' contacts and the notice templates are read: the trust ref's copy of
+    them (`gcmschange.rules.trusted`), like the mail settings, so a branch cannot change who
+    is told or what they are told; its edits take effect once merged. Without a trust ref
+    (no git, no default branch), the working tree: such notices are written, never sent
+    (the mail settings need a trust ref)."""
+    try:
+        trust = trusted.resolve(root, change_path)
+    except GcmsError:
+        return root
+    files = gitrepo.files_at(root, trust.sha, NOTICE_SOURCES)
+    if "estate.yml" not in files:
+        return root  # a repository whose estate arrived later: nothing older to trust
+    folder = state_dir(root) / "notice-source" / trust.sha
+    if not (folder / "estate.yml").is_file():
+        partial = folder.with_name(f"{trust.sha}.{os.getpid()}.tmp")
+        shutil.rmtree(partial, ignore_errors=True)
+        for name, data in files.items():
+            (partial / name).parent.mkdir(parents=True, exist_ok=True)
+            (partial / name).write_bytes(data)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return folder
+
+
 def issue_notices(
     root: Path,
     change: ChangeRequest,
@@ -222,7 +253,8 @@ def issue_notices(
     """
     if phase not in PHASES:
         raise InvalidInputError(f"notice phase {phase!r}: expected one of {', '.join(PHASES)}")
-    estate = load_estate(root)
+    source = notice_source(root, change.path or None)
+    estate = load_estate(source)
     secrets = secret_values(root, change)
     data = mask_data(dict(extra or {}), secrets, secret_names(root, change.playbook))
     end = data.get("end", change.window.end) if phase == "extended" else change.window.end
@@ -244,7 +276,7 @@ def issue_notices(
         extra=data,
         change={"id": change.id, "environment": change.environment, "type": change.type},
     )
-    drafts = _drafts(root, estate, change.systems, base, secrets)
+    drafts = _drafts(source, estate, change.systems, base, secrets)
     return _issue(root, drafts, base, change.id, change.path or None)
 
 
@@ -263,7 +295,8 @@ def issue_incident(
     description_fr: str = "",
 ) -> list[Notice]:
     """Record an unplanned outage (or its update/resolution) and notify the partners."""
-    estate = load_estate(root)
+    source = notice_source(root, None)
+    estate = load_estate(source)
     targets = _check_incident(
         estate, tuple(systems), impact, start=start, end=end, timezone=timezone
     )
@@ -301,7 +334,7 @@ def issue_incident(
         impact=rendering.impact(impact, description_en, description_fr),
         timezone=timezone,
     )
-    return _issue(root, _drafts(root, estate, targets, base, ()), base, None)
+    return _issue(root, _drafts(source, estate, targets, base, ()), base, None)
 
 
 def _check_incident(
