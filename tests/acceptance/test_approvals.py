@@ -428,15 +428,39 @@ def test_prod_normal_change_without_change_board_is_refused(
     assert gate(lab, capsys, "CHG-PROD-0200")[0] == 0
 
 
-def test_a_nonce_used_twice_flags_both_files(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_nonce_in_two_signed_statements_that_differ_flags_both(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
     approve_owners(lab, capsys, "CHG-LAB-0001")
     original = next((lab.root / "approvals" / "CHG-LAB-0001").glob("*owner-portal*.json"))
-    copy = original.with_name("20300101T000000Z-owner-portal-owner.portal.json")
+    nonce = json.loads(original.read_text())["nonce"]
+    earlier = utc_text(datetime.now(UTC) - timedelta(minutes=1))  # a file name of its own
+    reworked = lab.forge(
+        "CHG-LAB-0001", "owner-portal", nonce=nonce, comment="again", issued=earlier
+    )
+    out = refused(lab, capsys, "CHG-LAB-0001", "also in 1 other signed statement(s)")
+    assert original.name in out and reworked.name in out
+
+
+def test_a_copied_nonce_cannot_cancel_a_real_approval(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Anyone who can push under approvals/ could otherwise cancel approvals at will: a
+    # byte-for-byte copy (the same approval), or an unsigned file with the same nonce.
+    approve_owners(lab, capsys, "CHG-LAB-0001")
+    original = next((lab.root / "approvals" / "CHG-LAB-0001").glob("*owner-portal*.json"))
+    elsewhere = lab.root / "approvals" / "CHG-LAB-0003"
+    elsewhere.mkdir()
+    copy = elsewhere / original.name
     shutil.copy(original, copy)
     shutil.copy(original.with_name(original.name + ".sig"), copy.with_name(copy.name + ".sig"))
-    out = refused(lab, capsys, "CHG-LAB-0001", "appears in 2 approval files (replay)")
-    assert original.name in out
-    assert copy.name in out
+    junk = dict(json.loads(original.read_text()), comment="junk")
+    (elsewhere / "junk.json").write_text(json.dumps(junk))
+    (elsewhere / "junk.json.sig").write_text("not a signature")
+    code, out = gate(lab, capsys, "CHG-LAB-0001")
+    assert code == 0, out
+    code, out = gate(lab, capsys, "CHG-LAB-0003")
+    assert "approves CHG-LAB-0001, not CHG-LAB-0003" in out
 
 
 def test_emergency_change_passes_on_one_approval_and_owes_a_review(

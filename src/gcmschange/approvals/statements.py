@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import stat
-from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -151,18 +150,41 @@ def write_signed(root: Path, statement: Statement, key: Path) -> tuple[Path, Pat
     return json_path, sig_path
 
 
-def _nonces(root: Path) -> Counter[str]:
-    # Counted over every change's approvals: a statement copied from another change
-    # shows up as the same nonce twice, and both copies are flagged.
-    counts: Counter[str] = Counter()
+Nonces = dict[str, list[tuple[Path, str]]]  # nonce -> (file, its text) of every statement
+
+
+def _nonces(root: Path) -> Nonces:
+    # Read over every change's approvals: one nonce in two statements that say different
+    # things, each signed by an approver, is a replayed or reworked approval.
+    found: Nonces = {}
     for path in sorted((root / APPROVALS_DIR).glob("*/*.json")):
         try:
-            nonce = json.loads(read_statement_text(path, str(path))).get("nonce")
+            text = read_statement_text(path, str(path))
+            nonce = json.loads(text).get("nonce")
         except (ValueError, InvalidInputError, AttributeError, RecursionError):
             continue
         if isinstance(nonce, str):
-            counts[nonce] += 1
-    return counts
+            found.setdefault(nonce, []).append((path, text))
+    return found
+
+
+def _replays(path: Path, text: str, nonce: str, approvers: Approvers, nonces: Nonces) -> int:
+    """Other statements holding this nonce that say something else and that an approver
+    signed. A byte-for-byte copy is the same approval (it counts once, and in another
+    change's folder it names the wrong change); an unsigned file with a copied nonce proves
+    nothing: neither may cancel a real approval, which anyone who can push could then do."""
+    count = 0
+    for other, other_text in nonces.get(nonce, []):
+        if other == path or other_text == text:
+            continue
+        sig = other.with_name(other.name + ".sig")
+        try:
+            read_statement_text(sig, str(sig))
+        except InvalidInputError:
+            continue
+        if _signer(approvers, other_text, sig)[0] == VALID:
+            count += 1
+    return count
 
 
 @dataclass(frozen=True)
@@ -191,7 +213,7 @@ def _signer(approvers: Approvers, text: str, sig: Path) -> tuple[str, str | None
 
 
 def _content_check(
-    st: Statement, signer: str, approvers: Approvers, want: Expectation, nonces: Counter[str]
+    st: Statement, signer: str, approvers: Approvers, want: Expectation, replays: int
 ) -> tuple[str, str]:
     issued, expires = parse_time(st.issued), parse_time(st.expires)
     # A review attests to work already done: it can neither go stale nor expire. Nor can the
@@ -216,9 +238,10 @@ def _content_check(
             f"approves environment {st.environment!r}; {want.change} targets {want.environment!r}",
         ),
         (
-            nonces[st.nonce] > 1,
+            replays > 0,
             REPLAYED_NONCE,
-            f"nonce {st.nonce} appears in {nonces[st.nonce]} approval files (replay)",
+            f"nonce {st.nonce} is also in {replays} other signed statement(s) that say "
+            "something else (replay)",
         ),
         (
             st.digest != want.digest and not review,
@@ -258,7 +281,7 @@ def _content_check(
 
 
 def verdict_of(
-    root: Path, path: Path, approvers: Approvers, want: Expectation, nonces: Counter[str]
+    root: Path, path: Path, approvers: Approvers, want: Expectation, nonces: Nonces
 ) -> Verdict:
     ref = str(path.relative_to(root))
     sig = path.with_name(path.name + ".sig")
@@ -282,7 +305,8 @@ def verdict_of(
     elif status != VALID:
         reason = f"the signature does not match the statement (altered after {signer} signed)"
     else:
-        status, reason = _content_check(statement, signer, approvers, want, nonces)
+        replays = _replays(path, text, statement.nonce, approvers, nonces)
+        status, reason = _content_check(statement, signer, approvers, want, replays)
     return Verdict("file", ref, status, reason, signer, (statement.role,), statement)
 
 
