@@ -432,6 +432,9 @@ def stop_leftovers(folder: Path, grace_s: float = LEFTOVER_GRACE_S) -> tuple[int
         # are orphans no one would wait for, and a module still running on a host is the
         # overlap this function exists to prevent.
         tree = proc.descendants(pid)
+        start = proc.live_start(pid)
+        # The playbook itself is waited for too: "stopped" means gone, not signalled.
+        tree += [(pid, start)] if start is not None else []
         with suppress(ProcessLookupError, PermissionError):
             # SIGINT is ansible-playbook's own "user interrupted": it terminates its workers,
             # which run in sessions of their own and would outlive a kill of its group.
