@@ -27,7 +27,7 @@ def test_a_variable_an_applied_change_set_and_this_one_leaves_out_is_named(
     names = [line.split(":")[0] for line in lines]
     assert names == ["maintenance_banner_en", "maintenance_banner_fr", "nginx_worker_connections"]
     assert "set by CHG-LAB-0001 (applied); CHG-LAB-0003 does not set it" in lines[0]
-    assert earlier.last_on(estate_repo, later, "case_api") is not None
+    assert earlier.last_on(earlier.applied_before(estate_repo, later), "case_api") is not None
     # The change itself, planned again, reverts nothing of its own.
     assert earlier.reverted(estate_repo, load_change(estate_repo, "CHG-LAB-0001")) == ()
 

@@ -114,19 +114,14 @@ def restore_set(root: Path, loaded: road.Loaded, base: str | None) -> wv.Restore
     else:  # generated inventories (the lab's) are not committed: the hosts are today's
         inventory = loaded.inventory
     hosts = [inventory.hosts[h.name] for h in loaded.targets if h.name in inventory.hosts]
-    rendered = _as_before(root, change, estate, inventory, hosts)
+    applied = earlier.applied_before(root, change)
+    rendered = _as_before(applied, estate, inventory, hosts)
     there = change.playbook and (sealed.root / "playbooks" / f"{change.playbook}.yml").is_file()
     then = change.playbook if there else ""
     # The change's own playbook runs with the variables of the change that last ran it on
     # these systems, when one did; several different ones cannot share one run: none then.
-    ran = {
-        c.id if c else "": c
-        for c in (
-            earlier.last_on(root, change, system, change.playbook)
-            for system in dict.fromkeys(h.system for h in hosts)
-        )
-    }
-    previous = next(iter(ran.values())) if len(ran) == 1 else None
+    ran = [earlier.last_on(applied, s, change.playbook) for s in {h.system for h in hosts}]
+    previous = ran[0] if ran and all(r is ran[0] for r in ran) else None
     return wv.Restore(
         rendered,
         sha,
@@ -138,7 +133,7 @@ def restore_set(root: Path, loaded: road.Loaded, base: str | None) -> wv.Restore
 
 
 def _as_before(
-    root: Path, change: ChangeRequest, estate: Estate, inventory: Inventory, hosts: list[Host]
+    applied: list[ChangeRequest], estate: Estate, inventory: Inventory, hosts: list[Host]
 ) -> RenderedSet:
     """The base's configuration of each host as the change that last configured its system
     left it (its variables), or with none when no change did: change variables last one run,
@@ -146,7 +141,7 @@ def _as_before(
     wave never reached."""
     groups: dict[str, tuple[ChangeRequest | None, list[Host]]] = {}
     for host in hosts:
-        previous = earlier.last_on(root, change, host.system)
+        previous = earlier.last_on(applied, host.system)
         groups.setdefault(previous.id if previous else "", (previous, []))[1].append(host)
     files: list[RenderedFile] = []
     for previous, members in groups.values():

@@ -12,8 +12,10 @@ hosts the wave never reached. Values that must last belong in the inventory (gro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from gcmschange.apply.push import STANDARD_PLAYBOOK
 from gcmschange.audit import trail
 from gcmschange.errors import GcmsError
 from gcmschange.model import ChangeRequest
@@ -40,15 +42,45 @@ def in_force(root: Path) -> list[str]:
     return sorted(order, key=order.__getitem__)
 
 
+def applied_before(root: Path, change: ChangeRequest) -> list[ChangeRequest]:
+    """The changes in force in `change`'s environment, other than `change`, oldest first:
+    read once (the audit log, each change file), then asked per system by `last_on`."""
+    found = []
+    for earlier_id in in_force(root):
+        if earlier_id == change.id:
+            continue
+        try:
+            earlier = load_change(root, earlier_id)
+        except GcmsError:
+            continue  # a change file since removed or broken: nothing it says can be read
+        if earlier.environment == change.environment:
+            found.append(earlier)
+    return found
+
+
+def last_on(
+    applied: Sequence[ChangeRequest], system: str, playbook: str | None = None
+) -> ChangeRequest | None:
+    """Of `applied` (`applied_before`), the change whose run last configured `system` (with
+    `playbook`: the last that ran that playbook there). Every change runs the standard
+    configuration with its own variables, so its variables are what the hosts of `system`
+    hold now: the state a rollback returns them to."""
+    touched = [
+        c for c in applied if system in c.systems and (playbook is None or c.playbook == playbook)
+    ]
+    return touched[-1] if touched else None
+
+
 def reverted(root: Path, change: ChangeRequest) -> tuple[str, ...]:
     """One line per variable the change that last configured one of `change`'s systems set,
     which `change` does not: its run puts the default or the inventory's value back."""
+    applied = applied_before(root, change)
     latest: dict[str, str] = {}
     for system in change.systems:
-        earlier = last_on(root, change, system)
+        earlier = last_on(applied, system)
         # What this run runs again: the standard playbook always, its own playbook if the
         # earlier change ran the same one. Another playbook's state it leaves alone.
-        if earlier is None or earlier.playbook not in (STANDARD, change.playbook):
+        if earlier is None or earlier.playbook not in (STANDARD_PLAYBOOK, change.playbook):
             continue
         for name in earlier.variables:
             latest[name] = earlier.id
@@ -58,36 +90,3 @@ def reverted(root: Path, change: ChangeRequest) -> tuple[str, ...]:
         for name, by in sorted(latest.items())
         if name not in change.variables
     )
-
-
-def _applied_here(root: Path, change: ChangeRequest) -> list[ChangeRequest]:
-    """The changes in force in `change`'s environment, other than `change`, oldest first."""
-    found = []
-    for earlier_id in in_force(root):
-        if earlier_id == change.id:
-            continue
-        try:
-            earlier = load_change(root, earlier_id)
-        except GcmsError:
-            continue
-        if earlier.environment == change.environment:
-            found.append(earlier)
-    return found
-
-
-STANDARD = "configure"  # the standard playbook, which every change's run also runs
-
-
-def last_on(
-    root: Path, change: ChangeRequest, system: str, playbook: str | None = None
-) -> ChangeRequest | None:
-    """The change whose run last configured `system` before `change` (with `playbook`: the
-    last that ran that playbook there). Every change runs the standard configuration with its
-    own variables, so its variables are what the hosts of `system` hold now: the state a
-    rollback of `change` returns them to."""
-    touched = [
-        c
-        for c in _applied_here(root, change)
-        if system in c.systems and (playbook is None or c.playbook == playbook)
-    ]
-    return touched[-1] if touched else None
