@@ -171,11 +171,17 @@ class _Setting:
     value: str
 
 
+def _parser(text: str) -> configparser.ConfigParser:
+    """A parser with Ansible's own options, holding `text`."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    parser.read_string(text, source="ansible.cfg")
+    return parser
+
+
 def _read(own: Path) -> list[_Setting]:
     """Every setting of `own` as Ansible reads it (same parser, same options)."""
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
     try:
-        parser.read_string(own.read_text(encoding="utf-8"), source="ansible.cfg")
+        parser = _parser(own.read_text(encoding="utf-8"))
         found = [
             _Setting(section, key, parser.get(section, key, raw=True))
             for section in parser.sections()
@@ -188,31 +194,37 @@ def _read(own: Path) -> list[_Setting]:
     return found
 
 
+def _folders(value: str) -> list[str]:
+    """The repository folders one path setting names (relative, normalised). Entries that
+    leave the repository, or name it whole or its git or state folders, are not folders to
+    seal (`compose` refuses the first; the others hold no content of theirs)."""
+    found = []
+    for raw in value.split(":"):
+        parts = Path(raw.strip()).parts
+        if not parts or Path(raw.strip()).is_absolute() or ".." in parts:
+            continue
+        clean = Path(*[p for p in parts if p != "."]).as_posix()
+        if clean not in ("", ".") and clean.split("/")[0] not in (".git", ".gcmschange"):
+            found.append(clean)
+    return found
+
+
 def folders_named(text: str | None) -> tuple[str, ...]:
-    """The repository folders an ansible.cfg's path settings name (relative, normalised),
-    in the order written: what the sealed copy must hold for those paths to find anything.
-    Entries that leave the repository, or name it whole or its git or state folders, are
-    not folders to seal (`compose` refuses the first; the others hold no content of theirs)."""
+    """The repository folders an ansible.cfg's path settings name, in the order written:
+    what the sealed copy must hold for those paths to find anything."""
     if not text:
         return ()
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
     try:
-        parser.read_string(text, source="ansible.cfg")
+        parser = _parser(text)
     except configparser.Error:
         return ()  # `compose` says what is wrong with it, when a run reads it
-    found: list[str] = []
-    for section in parser.sections():
-        for key in parser.options(section):
-            if key not in PATH_KEYS:
-                continue
-            for raw in parser.get(section, key, raw=True).split(":"):
-                parts = Path(raw.strip()).parts
-                if not parts or Path(raw.strip()).is_absolute() or ".." in parts:
-                    continue
-                clean = Path(*[p for p in parts if p != "."]).as_posix()
-                if clean in ("", ".") or clean.split("/")[0] in (".git", ".gcmschange"):
-                    continue
-                found.append(clean)
+    found = [
+        folder
+        for section in parser.sections()
+        for key in parser.options(section)
+        if key in PATH_KEYS
+        for folder in _folders(parser.get(section, key, raw=True))
+    ]
     return tuple(dict.fromkeys(found))
 
 
@@ -221,9 +233,7 @@ def roles_path(root: Path) -> tuple[str, ...]:
     what the repository's ansible.cfg names as `roles_path`, else `roles`."""
     own = root / "ansible.cfg"
     named = [s.value for s in _read(own) if s.key == "roles_path"] if own.is_file() else []
-    if not named:
-        return ("roles",)
-    return folders_named(f"[defaults]\nroles_path = {named[-1]}\n")
+    return tuple(dict.fromkeys(_folders(named[-1]))) if named else ("roles",)
 
 
 def _one_line(text: str) -> str:

@@ -32,7 +32,6 @@ from pathlib import Path
 from gcmschange import gitrepo
 from gcmschange.ci import env as cienv
 from gcmschange.errors import GateRefusedError
-from gcmschange.execution import ansiblecfg
 from gcmschange.model import ChangeRequest
 from gcmschange.plan import seal
 from gcmschange.rules import trusted
@@ -89,11 +88,8 @@ RUNNER_ENV = "GCMS_UNTRUSTED_RUNNER"
 
 
 def _read_by_runs(root: Path) -> Callable[[str], bool]:
-    """Whether a new path lies where a sealed run reads from (plan.seal's folders, the
-    inventories, and what the repository's ansible.cfg names)."""
-    cfg = root / "ansible.cfg"
-    named = ansiblecfg.folders_named(cfg.read_text("utf-8", "replace") if cfg.is_file() else None)
-    tops = {*seal.SEALED, "inventories", *named}
+    """Whether a new path lies where a sealed run reads from (plan.seal's, any inventory)."""
+    tops = (*seal.read_by_runs(root), "inventories")
     return lambda path: any(path == top or path.startswith(f"{top}/") for top in tops)
 
 

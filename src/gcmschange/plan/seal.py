@@ -43,6 +43,20 @@ SEALED = (
 SKIPPED = frozenset({"__pycache__", ".pytest_cache"})
 
 
+def read_by_runs(root: Path, code_from: str | None = None) -> tuple[str, ...]:
+    """The repository's folders and files a run reads (besides an environment's inventory):
+    `SEALED`, and the folders the repository's own ansible.cfg names (roles_path =
+    vendor_roles:roles, ...), which the run's ansible.cfg pins inside the copy. As the
+    working tree holds them, or commit `code_from`."""
+    if code_from:
+        cfg = gitrepo.files_at(root, code_from, ["ansible.cfg"]).get("ansible.cfg")
+    else:
+        own = root / "ansible.cfg"
+        cfg = own.read_bytes() if own.is_file() else None
+    text = cfg.decode("utf-8", errors="replace") if cfg is not None else None
+    return tuple(dict.fromkeys((*SEALED, *ansiblecfg.folders_named(text))))
+
+
 @dataclass(frozen=True)
 class Sealed:
     root: Path  # the private copy: run from here, never from the working tree
@@ -105,16 +119,7 @@ def seal(root: Path, change_id: str, environment: str, code_from: str | None = N
     partial = work / f".partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    names = [*SEALED, f"inventories/{environment}"]
-    # Folders the repository's own ansible.cfg names (roles_path = vendor_roles:roles, ...):
-    # pinned inside the copy by the run's ansible.cfg, so they must be in the copy.
-    cfg = (
-        gitrepo.files_at(root, code_from, ["ansible.cfg"]).get("ansible.cfg")
-        if code_from
-        else ((root / "ansible.cfg").read_bytes() if (root / "ansible.cfg").is_file() else None)
-    )
-    text = cfg.decode("utf-8", errors="replace") if cfg is not None else None
-    names += [n for n in ansiblecfg.folders_named(text) if n not in names]
+    names = [*read_by_runs(root, code_from), f"inventories/{environment}"]
     try:
         if code_from is None:
             files = [_copy(root, p, partial) for n in names for p in _walk(root, n)]
