@@ -1,7 +1,7 @@
 """SMTP delivery of notices: the only smtplib user. Off unless configured.
 
 Settings come from `notices.yml` (key `smtp`) at the repository root, or from `notices.smtp`
-in `estate.yml`, **as the trust ref holds them** (`gcmschange.rules.trusted`): they say where
+in `estate.yml`, **as the trust ref holds them** (`notices.notice_source`): they say where
 partner mail goes and which credential goes with it, so a branch must not be able to point
 them at its own server. An edit takes effect once merged. The password is never in either
 file: `password_env` names the environment variable holding it, and must start with
@@ -20,9 +20,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
 
-from gcmschange import gitrepo, yamlsafe
-from gcmschange.errors import GcmsError, InvalidInputError
-from gcmschange.rules import trusted
+from gcmschange import yamlsafe
+from gcmschange.errors import InvalidInputError
 
 Security = Literal["none", "starttls", "ssl"]
 SECURITY: tuple[Security, ...] = ("none", "starttls", "ssl")
@@ -56,14 +55,8 @@ def _smtp_section(files: Mapping[str, bytes]) -> tuple[str, Any]:
     return "estate.yml: notices.smtp", notices.get("smtp") if isinstance(notices, dict) else None
 
 
-def _in_tree(root: Path) -> dict[str, bytes]:
-    return {n: (root / n).read_bytes() for n in FILES if (root / n).is_file()}
-
-
-def _trusted_files(root: Path, change_path: str | None) -> tuple[str, dict[str, bytes]]:
-    """The settings files at the trust ref, and where that is, for messages."""
-    trust = trusted.resolve(root, change_path)
-    return f" (at {trust.describe()})", gitrepo.files_at(root, trust.sha, FILES)
+def _in_tree(folder: Path) -> dict[str, bytes]:
+    return {n: (folder / n).read_bytes() for n in FILES if (folder / n).is_file()}
 
 
 def _field(where: str, section: dict[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -75,18 +68,18 @@ def _field(where: str, section: dict[str, Any], name: str, kind: type, default: 
     return value
 
 
-def load_settings(root: Path, change_path: str | None = None) -> SmtpSettings | None:
-    """The SMTP settings at the trust ref of `change_path` (or of HEAD), or None when sending
-    is not configured there (or `enabled: false`)."""
-    try:
-        at, files = _trusted_files(root, change_path)
-    except GcmsError as exc:
-        if _smtp_section(_in_tree(root))[1] is None:
+def load_settings(folder: Path, trusted_at: str | None, why_not: str = "") -> SmtpSettings | None:
+    """The SMTP settings in `folder`, the trust ref's copy of them (`notices.notice_source`,
+    `trusted_at` saying which), or None when sending is not configured there (or `enabled:
+    false`). A folder that is not the trust ref's may not send."""
+    files = _in_tree(folder)
+    if trusted_at is None:
+        if _smtp_section(files)[1] is None:
             return None  # nothing to trust or distrust: notices are written, not sent
         raise InvalidInputError(
-            f"SMTP settings are read from the trust ref, and there is none: {exc.message}"
-        ) from exc
-    return settings_from(files, at)
+            f"SMTP settings are read from the trust ref, and there is none: {why_not}"
+        )
+    return settings_from(files, trusted_at)
 
 
 def settings_from(files: Mapping[str, bytes], at: str = "") -> SmtpSettings | None:

@@ -137,7 +137,7 @@ def _issue(
     drafts: list[_Draft],
     meta: dict[str, Any],
     change: str | None,
-    change_path: str | None = None,
+    source: NoticeSource,
 ) -> list[Notice]:
     folder = _batch_dir(root, meta["ref"], meta["phase"], meta["now"])
     notices = []
@@ -157,18 +157,18 @@ def _issue(
                 md,
             )
         )
-    notices = _send(root, notices, [d.message for d in drafts], change_path)
+    notices = _send(notices, [d.message for d in drafts], source)
     for notice in notices:
         _record(root, notice, change)
     return notices
 
 
 def _send(
-    root: Path, notices: list[Notice], messages: list[EmailMessage], change_path: str | None
+    notices: list[Notice], messages: list[EmailMessage], source: NoticeSource
 ) -> list[Notice]:
     if not messages:
         return notices
-    settings = mailer.load_settings(root, change_path)
+    settings = mailer.load_settings(source.folder, source.trusted_at, source.why_not)
     if settings is None:
         return notices
     failures = mailer.deliver(settings, messages)
@@ -211,23 +211,32 @@ def _base(estate: Estate, now: datetime, **values: Any) -> dict[str, Any]:
     }
 
 
-NOTICE_SOURCES = ("estate.yml", "notices/templates")
+NOTICE_SOURCES = ("estate.yml", "notices.yml", "notices/templates")
 
 
-def notice_source(root: Path, change_path: str | None) -> Path:
-    """Where partners' contacts and the notice templates are read: the trust ref's copy of
-    them (`gcmschange.rules.trusted`), like the mail settings, so a branch cannot change who
-    is told or what they are told; its edits take effect once merged. Without a trust ref
-    (no git, no default branch), the working tree: such notices are written, never sent
-    (the mail settings need a trust ref)."""
+@dataclass(frozen=True)
+class NoticeSource:
+    """Where partners' contacts, the notice templates and the mail settings are read."""
+
+    folder: Path
+    trusted_at: str | None  # " (at <trust ref>)"; None: the working tree, nothing is sent
+    why_not: str = ""  # why there is no trust ref to read them at
+
+
+def notice_source(root: Path, change_path: str | None) -> NoticeSource:
+    """The trust ref's copy of what notices read (`gcmschange.rules.trusted`), so a branch
+    cannot change who is told, what they are told, or the mail server and login it goes
+    through; its edits take effect once merged. Without a trust ref (no git, no default
+    branch), or one older than the estate, the working tree: notices are then written, never
+    sent (`mailer.load_settings`)."""
     try:
         trust = trusted.resolve(root, change_path)
-    except GcmsError:
-        return root
+    except GcmsError as exc:
+        return NoticeSource(root, None, exc.message)
     files = gitrepo.files_at(root, trust.sha, NOTICE_SOURCES)
     if "estate.yml" not in files:
-        return root  # a repository whose estate arrived later: nothing older to trust
-    folder = state_dir(root) / "notice-source" / trust.sha
+        return NoticeSource(root, None, f"{trust.describe()} holds no estate.yml")
+    folder = state_dir(root) / "notices-at" / trust.sha
     if not (folder / "estate.yml").is_file():
         partial = folder.with_name(f"{trust.sha}.{os.getpid()}.tmp")
         shutil.rmtree(partial, ignore_errors=True)
@@ -236,7 +245,7 @@ def notice_source(root: Path, change_path: str | None) -> Path:
             (partial / name).write_bytes(data)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
-    return folder
+    return NoticeSource(folder, f" (at {trust.describe()})")
 
 
 def issue_notices(
@@ -254,7 +263,7 @@ def issue_notices(
     if phase not in PHASES:
         raise InvalidInputError(f"notice phase {phase!r}: expected one of {', '.join(PHASES)}")
     source = notice_source(root, change.path or None)
-    estate = load_estate(source)
+    estate = load_estate(source.folder)
     secrets = secret_values(root, change)
     data = mask_data(dict(extra or {}), secrets, secret_names(root, change.playbook))
     end = data.get("end", change.window.end) if phase == "extended" else change.window.end
@@ -276,8 +285,8 @@ def issue_notices(
         extra=data,
         change={"id": change.id, "environment": change.environment, "type": change.type},
     )
-    drafts = _drafts(source, estate, change.systems, base, secrets)
-    return _issue(root, drafts, base, change.id, change.path or None)
+    drafts = _drafts(source.folder, estate, change.systems, base, secrets)
+    return _issue(root, drafts, base, change.id, source)
 
 
 def issue_incident(
@@ -296,7 +305,7 @@ def issue_incident(
 ) -> list[Notice]:
     """Record an unplanned outage (or its update/resolution) and notify the partners."""
     source = notice_source(root, None)
-    estate = load_estate(source)
+    estate = load_estate(source.folder)
     targets = _check_incident(
         estate, tuple(systems), impact, start=start, end=end, timezone=timezone
     )
@@ -334,7 +343,7 @@ def issue_incident(
         impact=rendering.impact(impact, description_en, description_fr),
         timezone=timezone,
     )
-    return _issue(root, _drafts(source, estate, targets, base, ()), base, None)
+    return _issue(root, _drafts(source.folder, estate, targets, base, ()), base, None, source)
 
 
 def _check_incident(
