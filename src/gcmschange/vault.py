@@ -116,6 +116,12 @@ def _password_from_file(path: Path, root: Path | None) -> bytes:
     return real.read_bytes().rstrip(b"\r\n")
 
 
+def given() -> bool:
+    """Whether the operator gave a vault password, without reading it (an executable password
+    file is run only when the password is needed)."""
+    return any(os.environ.get(name) for name in (FROM_ENV, *PASSWORD_FILE_ENVS))
+
+
 def password(root: Path | None = None) -> bytes | None:
     """The operator's vault password, if one was given (None: no vault in use)."""
     direct = os.environ.get(FROM_ENV)

@@ -126,7 +126,7 @@ def _change_and_digest(root: Path, ref: str, given: str | None) -> tuple[ChangeR
 
     if given is not None and not DIGEST.match(given):
         raise UsageError(f"--digest {given!r}: expected the plan's 64 hex digits")
-    if given is not None and vault.password(root) is None:
+    if given is not None and not vault.given():
         return load_change(root, ref), given
     prepared = road.prepare(root, ref)
     if given is not None and given != prepared.digest:

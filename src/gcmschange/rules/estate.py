@@ -278,7 +278,7 @@ def _guard(root: Path, env_dir: Path, unopened: list[Path] | None = None) -> tup
         raw = yamlsafe.read_inside(root, path, limit=ESTATE_FILE_LIMIT)
         digest.update(f"{rel}\0{len(raw)}\0".encode())
         digest.update(raw)
-        if vault.is_vaulted(raw) and unopened is not None and vault.password(root) is None:
+        if vault.is_vaulted(raw) and unopened is not None and not vault.given():
             unopened.append(path)
         elif vault.is_vaulted(raw):
             encrypted = True
@@ -319,7 +319,7 @@ def load_inventory(root: Path, environment: str, *, shape_only: bool = False) ->
     if unopened:
         with tempfile.TemporaryDirectory(prefix="gcms-shape-") as tmp:
             copy = Path(tmp) / environment
-            shutil.copytree(env_dir, copy, ignore=_leaving_out(env_dir, unopened))
+            shutil.copytree(env_dir, copy, ignore=_leaving_out(unopened))
             listing = ansible_inventory.read(
                 root, copy, f"{key}-shape", cache_dir=None, encrypted_files=True
             )
@@ -341,21 +341,13 @@ def load_inventory(root: Path, environment: str, *, shape_only: bool = False) ->
     return Inventory(environment, env_dir, hosts, groups, key, vaulted=listing.vaulted)
 
 
-def _leaving_out(top: Path, unopened: list[Path]) -> Callable[[str, list[str]], set[str]]:
+def _leaving_out(unopened: list[Path]) -> Callable[[str, list[str]], set[str]]:
     left = {p.resolve() for p in unopened}
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         return {n for n in names if (Path(folder) / n).resolve() in left}
 
     return ignore
-
-
-def _sources_hint(env_dir: Path) -> Path:
-    """The file to name when an inventory is missing: the one that exists, else hosts.yml."""
-    for name in ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts"):
-        if (env_dir / name).is_file():
-            return env_dir / name
-    return env_dir / "hosts.yml"
 
 
 def vault_in(value: Any) -> bool:
