@@ -297,8 +297,9 @@ def _result(
     hosts = host_stats(stats, collector)
     # The worker's last word is a final status; a stream that ends without one was cut.
     finished = status.status in {"successful", "failed", "timeout", "canceled"}
-    failures = collector.failures_of(status.status, spec.limit) if finished else {}
-    failures = failures or dict(collector.failures)
+    failures = (
+        collector.failures_of(status.status, spec.limit) if finished else dict(collector.failures)
+    )
     unreachable = set(collector.unreachable) | set(stats.get("dark", {}) or {})
     if not finished:
         # The stream ended before the playbook's recap: the node (or the way to it) was lost.
