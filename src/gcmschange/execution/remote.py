@@ -258,9 +258,11 @@ def run_remote(
                 cancel_callback=lambda: False,
             )
         finally:
+            # Also when the stream could not be read: the worker is waited for, its pipes
+            # closed, never left running behind an exception.
             ended.set()
-        feeder.join(timeout=WORKER_WAIT_S)
-        code = proc.finish(worker, WORKER_WAIT_S)
+            feeder.join(timeout=WORKER_WAIT_S)
+            code = proc.finish(worker, WORKER_WAIT_S)
     duration = time.monotonic() - started
     artifacts = spec.work_dir / "artifacts"
     drop_environment(artifacts)
