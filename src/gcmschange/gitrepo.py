@@ -1,14 +1,15 @@
 """The one place gcmschange talks to git (through GitPython): thin functions, no state.
 
-Each function opens the repository at `root`, does one thing and returns plain values;
-git failures become `ExternalError` naming the repository and what was attempted.
+Each function opens the repository at `root`, does one thing, closes it and returns plain
+values; git failures become `ExternalError` naming the repository and what was attempted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,16 +25,26 @@ class Author:
     email: str
 
 
-def _repo(root: Path) -> git.Repo:
+@contextlib.contextmanager
+def _repo(root: Path) -> Iterator[git.Repo]:
+    """The repository at `root`, closed on the way out.
+
+    Reading an object starts `git cat-file` processes that live as long as the Repo does.
+    Left to the garbage collector, a Repo caught in a reference cycle (an exception's
+    traceback is enough) is finalized in no set order: the process can be found still
+    running, its pipes open, before GitPython's own finalizer stops it.
+    """
     try:
-        return git.Repo(root)
+        repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
         raise ExternalError(f"{root}: not a git repository") from exc
+    with repo:
+        yield repo
 
 
 def is_repo(root: Path) -> bool:
     try:
-        git.Repo(root)
+        git.Repo(root).close()
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return False
     return True
@@ -41,11 +52,11 @@ def is_repo(root: Path) -> bool:
 
 def head_sha(root: Path) -> str:
     """The commit HEAD points at; an empty repository has none and says so."""
-    repo = _repo(root)
-    try:
-        return str(repo.head.commit.hexsha)
-    except ValueError as exc:
-        raise ExternalError(f"{root}: the repository has no commit yet") from exc
+    with _repo(root) as repo:
+        try:
+            return str(repo.head.commit.hexsha)
+        except ValueError as exc:
+            raise ExternalError(f"{root}: the repository has no commit yet") from exc
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -58,47 +69,47 @@ def last_author(root: Path, path: Path) -> Author | None:
     """Author of the last commit touching `path`, or None if no commit touches it."""
     if not is_repo(root):
         return None
-    repo = _repo(root)
-    try:
-        commit = next(repo.iter_commits(paths=_relative(root, path), max_count=1), None)
-    except (git.GitCommandError, ValueError):
-        return None  # an empty repository: nothing has been committed, so nobody authored it
-    if commit is None:
-        return None
-    return Author(name=str(commit.author.name or ""), email=str(commit.author.email or ""))
+    with _repo(root) as repo:
+        try:
+            commit = next(repo.iter_commits(paths=_relative(root, path), max_count=1), None)
+        except (git.GitCommandError, ValueError):
+            return None  # an empty repository: nothing has been committed, so nobody authored it
+        if commit is None:
+            return None
+        return Author(name=str(commit.author.name or ""), email=str(commit.author.email or ""))
 
 
 def commit_paths(root: Path, paths: Sequence[Path], message: str) -> str:
     """Commit exactly `paths` (nothing else the user has staged) and return the new sha."""
-    repo = _repo(root)
     rel = [_relative(root, p) for p in paths]
-    try:
-        repo.git.add("--", *rel)
-        # `commit -- paths` takes only these paths, so unrelated staged work stays staged.
-        repo.git.commit("-q", "-m", message, "--", *rel)
-    except git.GitCommandError as exc:
-        detail = (exc.stderr or exc.stdout or "").strip()
-        raise ExternalError(f"{root}: git commit of {', '.join(rel)} failed: {detail}") from exc
-    return str(repo.head.commit.hexsha)
+    with _repo(root) as repo:
+        try:
+            repo.git.add("--", *rel)
+            # `commit -- paths` takes only these paths, so unrelated staged work stays staged.
+            repo.git.commit("-q", "-m", message, "--", *rel)
+        except git.GitCommandError as exc:
+            detail = (exc.stderr or exc.stdout or "").strip()
+            raise ExternalError(f"{root}: git commit of {', '.join(rel)} failed: {detail}") from exc
+        return str(repo.head.commit.hexsha)
 
 
 def resolve_commit(root: Path, rev: str) -> str | None:
     """The commit `rev` names, or None when the repository has no such revision."""
-    repo = _repo(root)
-    try:
-        return str(repo.commit(rev).hexsha)
-    except (git.BadName, git.BadObject, ValueError):
-        return None
+    with _repo(root) as repo:
+        try:
+            return str(repo.commit(rev).hexsha)
+        except (git.BadName, git.BadObject, ValueError):
+            return None
 
 
 def merge_base(root: Path, a: str, b: str) -> str | None:
     """The best common ancestor of `a` and `b`, or None when they share no history."""
-    repo = _repo(root)
-    try:
-        bases = repo.merge_base(a, b)
-    except git.GitCommandError:
-        return None
-    return str(bases[0].hexsha) if bases else None
+    with _repo(root) as repo:
+        try:
+            bases = repo.merge_base(a, b)
+        except git.GitCommandError:
+            return None
+        return str(bases[0].hexsha) if bases else None
 
 
 def export_tree(root: Path, rev: str, dest: Path, paths: Sequence[str] | None = None) -> None:
@@ -106,29 +117,39 @@ def export_tree(root: Path, rev: str, dest: Path, paths: Sequence[str] | None = 
 
     Symlinks and submodules are left out: an exported tree is read, never followed out.
     """
-    repo = _repo(root)
+    with _repo(root) as repo:
+        tree = _tree(repo, root, rev)
+        for name in [str(entry.name) for entry in tree] if paths is None else paths:
+            for blob in _files_under(tree, name):
+                # Never a crafted path that climbs out of `dest`.
+                if ".." in Path(str(blob.path)).parts:
+                    continue
+                target = dest / str(blob.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(blob.data_stream.read())
+
+
+def _tree(repo: git.Repo, root: Path, rev: str) -> git.Tree:
     try:
-        tree = repo.commit(rev).tree
+        return repo.commit(rev).tree
     except (git.BadName, git.BadObject, ValueError) as exc:
         raise ExternalError(f"{root}: no revision {rev}") from exc
-    for name in [str(entry.name) for entry in tree] if paths is None else paths:
-        try:
-            item = tree / name
-        except KeyError:
-            continue
-        if isinstance(item, git.Blob):
-            blobs = [item]
-        elif isinstance(item, git.Tree):
-            blobs = [b for b in item.traverse() if isinstance(b, git.Blob)]
-        else:
-            continue
-        for blob in blobs:
-            # Regular files only, and never a crafted path that climbs out of `dest`.
-            if blob.mode & 0o170000 != 0o100000 or ".." in Path(str(blob.path)).parts:
-                continue
-            target = dest / str(blob.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(blob.data_stream.read())
+
+
+def _files_under(tree: git.Tree, name: str) -> list[git.Blob]:
+    """The regular files at `name` (a file or a folder) in `tree`: symlinks and submodules
+    are left out, so what is read from a commit is never followed out of it."""
+    try:
+        item = tree / name
+    except KeyError:
+        return []
+    if isinstance(item, git.Blob):
+        blobs = [item]
+    elif isinstance(item, git.Tree):
+        blobs = [b for b in item.traverse() if isinstance(b, git.Blob)]
+    else:
+        return []
+    return [b for b in blobs if b.mode & 0o170000 == 0o100000]
 
 
 # --- lock refs (used by locks.py): a lock is a ref on a remote, created by an atomic push ---
@@ -152,12 +173,13 @@ class PushOutcome:
 
 def _git(root: Path, *args: str) -> tuple[int, str, str]:
     """Run git in `root` and return (exit code, stdout, stderr) without raising."""
-    status, out, err = _repo(root).git.execute(
-        ["git", *args],
-        with_extended_output=True,
-        with_exceptions=False,
-        kill_after_timeout=REMOTE_TIMEOUT_S,
-    )
+    with _repo(root) as repo:
+        status, out, err = repo.git.execute(
+            ["git", *args],
+            with_extended_output=True,
+            with_exceptions=False,
+            kill_after_timeout=REMOTE_TIMEOUT_S,
+        )
     return int(status or 0), str(out), str(err)
 
 
@@ -214,7 +236,8 @@ def commit_message(root: Path, sha: str) -> str | None:
 
 
 def has_remote(root: Path, remote: str) -> bool:
-    return remote in [r.name for r in _repo(root).remotes]
+    with _repo(root) as repo:
+        return remote in [r.name for r in repo.remotes]
 
 
 def init_with_everything(
@@ -223,32 +246,32 @@ def init_with_everything(
     """Make `root` a new repository on `branch` whose first commit holds every file in it but
     the top-level `later` ones, which a second commit adds (one commit if `later` is empty)."""
     try:
-        repo = git.Repo.init(root, initial_branch=branch)
-        if not _has_identity(repo):
-            # A fresh machine (CI) may have no git identity: this repository gets its own.
-            with repo.config_writer() as config:
-                config.set_value("user", "name", "gcmschange workspace")
-                config.set_value("user", "email", "workspace@gcmschange.invalid")
-        repo.git.add("-A", "--", ".", *(f":(exclude){name}" for name in later))
-        repo.git.commit("-q", "-m", message)
-        present = [name for name in later if (root / name).exists()]
-        if present:
-            repo.git.add("-A", "--", *present)
-            repo.git.commit("-q", "-m", f"{message}: {', '.join(present)}")
+        with git.Repo.init(root, initial_branch=branch) as repo:
+            if not _has_identity(repo):
+                # A fresh machine (CI) may have no git identity: this repository gets its own.
+                with repo.config_writer() as config:
+                    config.set_value("user", "name", "gcmschange workspace")
+                    config.set_value("user", "email", "workspace@gcmschange.invalid")
+            repo.git.add("-A", "--", ".", *(f":(exclude){name}" for name in later))
+            repo.git.commit("-q", "-m", message)
+            present = [name for name in later if (root / name).exists()]
+            if present:
+                repo.git.add("-A", "--", *present)
+                repo.git.commit("-q", "-m", f"{message}: {', '.join(present)}")
+            return str(repo.head.commit.hexsha)
     except git.GitCommandError as exc:
         detail = (exc.stderr or exc.stdout or "").strip()
         raise ExternalError(f"{root}: cannot create the repository: {detail}") from exc
-    return str(repo.head.commit.hexsha)
 
 
 def add_bare_origin(root: Path, origin: Path, name: str = "origin", branch: str = "main") -> None:
     """Create a bare repository at `origin`, add it as remote `name` and push every branch."""
     try:
-        git.Repo.init(origin, bare=True, initial_branch=branch)
-        repo = _repo(root)
-        repo.create_remote(name, str(origin))
-        repo.git.push("-q", name, "--all")
-        repo.git.remote("set-head", name, "--auto")
+        git.Repo.init(origin, bare=True, initial_branch=branch).close()
+        with _repo(root) as repo:
+            repo.create_remote(name, str(origin))
+            repo.git.push("-q", name, "--all")
+            repo.git.remote("set-head", name, "--auto")
     except git.GitCommandError as exc:
         detail = _first_error(str(exc.stderr or exc.stdout or ""))
         raise ExternalError(f"{root}: cannot set up remote {name} at {origin}: {detail}") from exc
@@ -282,8 +305,8 @@ def make_commit(
             rows.append(f"100644 blob {blob.strip()}\t{name}\n")
         listing = Path(tmp) / "tree"
         listing.write_text("".join(rows), encoding="utf-8")
-        with listing.open("rb") as stdin:
-            status, tree, err = _repo(root).git.execute(
+        with listing.open("rb") as stdin, _repo(root) as repo:
+            status, tree, err = repo.git.execute(
                 ["git", "mktree"], istream=stdin, with_extended_output=True, with_exceptions=False
             )
     if status != 0:
@@ -297,12 +320,13 @@ def make_commit(
 
 def file_at(root: Path, sha: str, name: str) -> bytes | None:
     """The bytes of `name` in commit `sha`'s tree, None when it has no such file."""
-    try:
-        blob = _repo(root).commit(sha).tree / name
-    except (KeyError, ValueError, git.BadName):
-        return None
-    data: bytes = blob.data_stream.read()
-    return data
+    with _repo(root) as repo:
+        try:
+            blob = repo.commit(sha).tree / name
+        except (KeyError, ValueError, git.BadName):
+            return None
+        data: bytes = blob.data_stream.read()
+        return data
 
 
 def chain_messages(root: Path, sha: str) -> list[str]:
@@ -318,24 +342,13 @@ def chain_messages(root: Path, sha: str) -> list[str]:
 
 def files_at(root: Path, rev: str, names: Sequence[str]) -> dict[str, bytes]:
     """The regular files at `rev` under each of `names` (a file or a folder), by path."""
-    repo = _repo(root)
-    try:
-        tree = repo.commit(rev).tree
-    except (git.BadName, git.BadObject, ValueError) as exc:
-        raise ExternalError(f"{root}: no revision {rev}") from exc
-    found: dict[str, bytes] = {}
-    for name in names:
-        try:
-            item = tree / name
-        except KeyError:
-            continue
-        blobs = [item] if isinstance(item, git.Blob) else []
-        if isinstance(item, git.Tree):
-            blobs = [b for b in item.traverse() if isinstance(b, git.Blob)]
-        for blob in blobs:
-            if blob.mode & 0o170000 == 0o100000:  # regular files: links are not followed
-                found[str(blob.path)] = blob.data_stream.read()
-    return found
+    with _repo(root) as repo:
+        tree = _tree(repo, root, rev)
+        return {
+            str(blob.path): blob.data_stream.read()
+            for name in names
+            for blob in _files_under(tree, name)
+        }
 
 
 def first_parent_line(root: Path, base: str, head: str) -> list[str]:
@@ -383,10 +396,11 @@ def people_of(root: Path, revs: str, path: str) -> list[Person]:
 
 def commit_time(root: Path, sha: str) -> datetime:
     """When `sha` was committed (on a protected branch: when it landed there)."""
-    try:
-        return _repo(root).commit(sha).committed_datetime.astimezone(UTC)
-    except (git.BadName, git.BadObject, ValueError) as exc:
-        raise ExternalError(f"{root}: no commit {sha}") from exc
+    with _repo(root) as repo:
+        try:
+            return repo.commit(sha).committed_datetime.astimezone(UTC)
+        except (git.BadName, git.BadObject, ValueError) as exc:
+            raise ExternalError(f"{root}: no commit {sha}") from exc
 
 
 def changed_paths(root: Path, base: str) -> tuple[list[str], list[str]]:
