@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import subprocess
 import sys
@@ -102,6 +103,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("extended") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _garbage_collected_per_module() -> Iterator[None]:
+    """Each module's garbage is collected as it ends, so a resource it leaked (an object in a
+    reference cycle holding a running process or an open file) is reported against it, in its
+    last test's teardown, not against whichever later test the collector happens to run in.
+    Per module rather than per test: a collection costs ~0.1 s with this many objects."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

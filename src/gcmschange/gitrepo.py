@@ -30,9 +30,10 @@ def _repo(root: Path) -> Iterator[git.Repo]:
     """The repository at `root`, closed on the way out.
 
     Reading an object starts `git cat-file` processes that live as long as the Repo does.
-    Left to the garbage collector, a Repo caught in a reference cycle (an exception's
-    traceback is enough) is finalized in no set order: the process can be found still
-    running, its pipes open, before GitPython's own finalizer stops it.
+    A Repo is part of a reference cycle, so it is not freed when the last name for it goes
+    but by the garbage collector, whenever that runs, and it finalizes the cycle in no set
+    order: the process can be found still running, its pipes open, before GitPython's own
+    finalizer stops it.
     """
     try:
         repo = git.Repo(root)
