@@ -1,11 +1,11 @@
 """gitrepo leaves no git process behind: each function closes the repository it opened.
 
 Reading an object through GitPython starts `git cat-file` processes that live as long as
-the Repo. A Repo left to the garbage collector inside a reference cycle is finalized in no
-set order, and a CI run once caught one of those processes still running, its three pipes
-open, as unraisable ResourceWarnings blamed on an unrelated test. These tests look at the
-process table right after each call, with the garbage collector held off, so nothing but
-the function itself can have stopped the processes.
+the Repo. A Repo is part of a reference cycle, so it is freed by the garbage collector, which
+finalizes the cycle in no set order, and a CI run once caught one of those processes still
+running, its three pipes open, as unraisable ResourceWarnings blamed on an unrelated test.
+These tests look at the process table right after each call, with the garbage collector held
+off, so nothing but the function itself can have stopped the processes.
 """
 
 from __future__ import annotations
@@ -19,26 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from gcmschange import gitrepo
+from gcmschange import gitrepo, proc
 from gcmschange.errors import ExternalError
-from gcmschange.proc import stat_of
 
 
 def _git_children() -> list[str]:
-    """Command lines of this process's children that are git."""
+    """Command lines of the git processes still running below this one."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = stat_of(int(entry.name))
-        if stat is None or stat.parent != os.getpid() or stat.gone:
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone since
-        if argv and Path(argv[0].decode()).name == "git":
-            found.append(" ".join(a.decode() for a in argv if a))
+    for pid, _start in proc.descendants(os.getpid()):
+        argv = [a.decode() for a in proc.cmdline(pid).split(b"\0") if a]
+        if argv and Path(argv[0]).name == "git":
+            found.append(" ".join(argv))
     return found
 
 
